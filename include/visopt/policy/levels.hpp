@@ -1,0 +1,24 @@
+#pragma once
+// The four optimisation levels of DESIGN.md, each a named policy bundle. Every level is checked against
+// O0; O1 adds fusion, measured tuning and TF32, O2 half precision and NHWC, O3 a static plan and graphs.
+
+#include "policy.hpp"
+
+namespace visopt {
+
+struct O0 : Policy<precision::fp32, layout::nchw, fusion::none, execution::eager, tuning::heuristic> {
+  static constexpr std::string_view name = "O0";
+};
+struct O1 : Policy<precision::tf32, layout::nchw, fusion::epilogue, execution::eager, tuning::measured> {
+  static constexpr std::string_view name = "O1";
+};
+struct O2 : Policy<precision::half, layout::nhwc, fusion::epilogue, execution::eager, tuning::measured> {
+  static constexpr std::string_view name = "O2";
+};
+struct O3 : Policy<precision::half, layout::nhwc, fusion::epilogue, execution::graph_capture, tuning::measured> {
+  static constexpr std::string_view name = "O3";
+};
+
+static_assert(PolicyBundle<O0> && PolicyBundle<O1> && PolicyBundle<O2> && PolicyBundle<O3>);
+
+}  // namespace visopt

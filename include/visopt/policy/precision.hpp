@@ -1,0 +1,21 @@
+#pragma once
+// Precision axis: the number format activations and weights are computed in.
+// `half` means "the device's 16-bit format": fp16 on GPUs, bf16 on CPUs that have it.
+
+#include <string_view>
+#include <type_traits>
+
+namespace visopt::precision {
+
+struct precision_tag {};
+struct fp32 : precision_tag { static constexpr std::string_view name = "fp32"; };
+/// fp32 storage, TF32 tensor-core math on GPUs; CPUs compute it as plain fp32.
+struct tf32 : precision_tag { static constexpr std::string_view name = "tf32"; };
+struct fp16 : precision_tag { static constexpr std::string_view name = "fp16"; };
+struct bf16 : precision_tag { static constexpr std::string_view name = "bf16"; };
+/// fp16 on a GPU, bf16 on a CPU with avx512_bf16/AMX, else fp32 (the report says which).
+struct half : precision_tag { static constexpr std::string_view name = "half"; };
+
+template <class T> inline constexpr bool is_reduced_v = !std::is_same_v<T, fp32> && !std::is_same_v<T, tf32>;
+
+}  // namespace visopt::precision
