@@ -1,8 +1,18 @@
 #pragma once
-// The umbrella header: include this and nothing else. It only includes.
+// The umbrella header: include this and nothing else. It only includes; backends whose libraries
+// were not found are left out (their tags still exist, so naming one is a clear compile error).
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
 #include "policy/levels.hpp"
 #include "policy/policy.hpp"
+#include "io/safetensors.hpp"
+#include "nn/weights.hpp"
+#include "models/resnet.hpp"
+#include "models/vit.hpp"
+#include "backend/backends.hpp"
+#include "backend/reference/executor.hpp"
+#include "runtime/compile.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/report.hpp"

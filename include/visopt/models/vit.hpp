@@ -1,0 +1,171 @@
+#pragma once
+// Vision Transformers (Ti/S/B/L, patch 16 or 32, class token) read from torchvision- or timm-named
+// weights (detected from the file; docs/weights.md lists both). The image size is any multiple of
+// the patch whose token count matches the position embedding stored in the weights.
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../nn/params.hpp"
+#include "../nn/weights.hpp"
+
+namespace visopt::models {
+
+enum class ViTSize { tiny, small, base, large };
+
+struct ViTOptions {
+  int image_size = 0;  // 0: the square size the position embedding was trained for (224 for random weights)
+};
+
+struct ViT {
+  std::string name;  // "vit_b_16"
+  int image_size = 224, patch = 16, hidden = 768, depth = 12, heads = 12, mlp_dim = 3072, num_classes = 1000;
+  nn::PatchEmbedParams embed;
+  std::vector<nn::EncoderBlockParams> blocks;
+  nn::LayerNormParams norm;
+  nn::LinearParams head;
+
+  std::int64_t parameter_count() const {
+    auto linear = [](const nn::LinearParams& l) { return l.weight.numel() + l.bias.numel(); };
+    auto norm = [](const nn::LayerNormParams& l) { return l.weight.numel() + l.bias.numel(); };
+    std::int64_t n = embed.weight.numel() + embed.bias.numel() + embed.class_token.numel() + embed.position.numel() +
+                     norm(this->norm) + linear(head);
+    for (const auto& b : blocks) {
+      n += norm(b.norm1) + norm(b.norm2) + linear(b.attention.qkv) + linear(b.attention.proj) + linear(b.mlp.fc1) +
+           linear(b.mlp.fc2);
+    }
+    return n;
+  }
+
+  int tokens() const { return (image_size / patch) * (image_size / patch) + 1; }
+};
+
+namespace detail {
+
+struct ViTShape {
+  const char* letter;
+  int hidden, depth, heads, mlp_dim;
+};
+
+inline ViTShape vit_shape(ViTSize size) {
+  switch (size) {
+    case ViTSize::tiny: return {"ti", 192, 12, 3, 768};
+    case ViTSize::small: return {"s", 384, 12, 6, 1536};
+    case ViTSize::base: return {"b", 768, 12, 12, 3072};
+    case ViTSize::large: return {"l", 1024, 24, 16, 4096};
+  }
+  return {"b", 768, 12, 12, 3072};
+}
+
+/// The two naming schemes a ViT checkpoint comes in.
+struct ViTNames {
+  bool timm;
+  std::string patch, class_token, position, final_norm, head;
+  std::string block(int i) const {
+    return timm ? "blocks." + std::to_string(i) + "." : "encoder.layers.encoder_layer_" + std::to_string(i) + ".";
+  }
+  std::string norm1() const { return timm ? "norm1" : "ln_1"; }
+  std::string norm2() const { return timm ? "norm2" : "ln_2"; }
+  std::string qkv_weight() const { return timm ? "attn.qkv.weight" : "self_attention.in_proj_weight"; }
+  std::string qkv_bias() const { return timm ? "attn.qkv.bias" : "self_attention.in_proj_bias"; }
+  std::string proj() const { return timm ? "attn.proj" : "self_attention.out_proj"; }
+  std::string fc1() const { return timm ? "mlp.fc1" : "mlp.0"; }
+  std::string fc2() const { return timm ? "mlp.fc2" : "mlp.3"; }
+};
+
+inline ViTNames vit_names(bool timm) {
+  if (timm) return {true, "patch_embed.proj", "cls_token", "pos_embed", "norm", "head"};
+  return {false, "conv_proj", "class_token", "encoder.pos_embedding", "encoder.ln", "heads.head"};
+}
+
+inline nn::LinearParams read_linear(nn::WeightReader& r, const std::string& weight, const std::string& bias,
+                                    std::int64_t out, std::int64_t in) {
+  return {r.take(weight, {out, in}, nn::ParamKind::linear_weight), r.take(bias, {out}, nn::ParamKind::bias)};
+}
+
+inline nn::LayerNormParams read_layer_norm(nn::WeightReader& r, const std::string& prefix, std::int64_t d) {
+  return {r.take(prefix + ".weight", {d}, nn::ParamKind::norm_weight), r.take(prefix + ".bias", {d}, nn::ParamKind::norm_bias),
+          1e-6f};
+}
+
+}  // namespace detail
+
+/// Builds a ViT of the given size and patch. Throws visopt::Error naming any missing, extra or
+/// mis-shaped tensor, or an image size that does not match the position embedding.
+inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions options = {}) {
+  const detail::ViTShape s = detail::vit_shape(size);
+  ViT net;
+  net.name = std::string("vit_") + s.letter + "_" + std::to_string(patch);
+  require(patch == 16 || patch == 32, net.name, ": patch size ", patch, " is not 16 or 32");
+  net.patch = patch;
+  net.hidden = s.hidden;
+  net.depth = s.depth;
+  net.heads = s.heads;
+  net.mlp_dim = s.mlp_dim;
+  const detail::ViTNames names = detail::vit_names(reader.contains("cls_token") && reader.from_file());
+  const std::int64_t d = s.hidden;
+
+  // The stored position embedding fixes the token count, hence the image size.
+  std::int64_t stored_tokens = 0;
+  if (const auto shape = reader.stored_shape(names.position); shape && shape->rank() == 3) stored_tokens = (*shape)[1];
+  if (options.image_size == 0) {
+    const auto grid = static_cast<int>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(stored_tokens - 1, 0)))));
+    options.image_size = stored_tokens > 0 ? grid * patch : 224;
+  }
+  require(options.image_size > 0 && options.image_size % patch == 0, net.name, ": image size ", options.image_size,
+          " is not a positive multiple of the patch size ", patch);
+  net.image_size = options.image_size;
+  require(stored_tokens == 0 || stored_tokens == net.tokens(), net.name, ": image size ", net.image_size, " needs ",
+          net.tokens(), " position embeddings, but '", names.position, "' holds ", stored_tokens,
+          " (the weights were made for another image size)");
+
+  net.embed.patch = patch;
+  net.embed.weight = reader.take(names.patch + ".weight", {d, 3, patch, patch}, nn::ParamKind::conv_weight);
+  net.embed.bias = reader.take(names.patch + ".bias", {d}, nn::ParamKind::bias);
+  net.embed.class_token = reader.take(names.class_token, {1, 1, d}, nn::ParamKind::embedding).reshaped({d});
+  net.embed.position = reader.take(names.position, {1, net.tokens(), d}, nn::ParamKind::embedding).reshaped({net.tokens(), d});
+
+  for (int i = 0; i < s.depth; ++i) {
+    const std::string b = names.block(i);
+    nn::EncoderBlockParams block;
+    block.norm1 = detail::read_layer_norm(reader, b + names.norm1(), d);
+    block.attention.qkv = {reader.take(b + names.qkv_weight(), {3 * d, d}, nn::ParamKind::linear_weight),
+                           reader.take(b + names.qkv_bias(), {3 * d}, nn::ParamKind::bias)};
+    block.attention.proj = detail::read_linear(reader, b + names.proj() + ".weight", b + names.proj() + ".bias", d, d);
+    block.attention.heads = s.heads;
+    block.norm2 = detail::read_layer_norm(reader, b + names.norm2(), d);
+    block.mlp.fc1 = detail::read_linear(reader, b + names.fc1() + ".weight", b + names.fc1() + ".bias", s.mlp_dim, d);
+    block.mlp.fc2 = detail::read_linear(reader, b + names.fc2() + ".weight", b + names.fc2() + ".bias", d, s.mlp_dim);
+    net.blocks.push_back(std::move(block));
+  }
+  net.norm = detail::read_layer_norm(reader, names.final_norm, d);
+  const auto head_shape = reader.stored_shape(names.head + ".weight");
+  net.num_classes = head_shape && head_shape->rank() == 2 ? static_cast<int>((*head_shape)[0]) : 1000;
+  net.head = detail::read_linear(reader, names.head + ".weight", names.head + ".bias", net.num_classes, d);
+  reader.finish();
+  return net;
+}
+
+namespace detail {
+inline std::string vit_model_name(ViTSize size, int patch) {
+  return std::string("vit_") + vit_shape(size).letter + "_" + std::to_string(patch);
+}
+}  // namespace detail
+
+inline ViT vit(ViTSize size, int patch, const io::SafeTensors& weights, ViTOptions options = {}) {
+  return vit(size, patch, nn::WeightReader(weights, detail::vit_model_name(size, patch)), options);
+}
+inline ViT vit(ViTSize size, int patch, nn::RandomWeights random, ViTOptions options = {}) {
+  return vit(size, patch, nn::WeightReader(random, detail::vit_model_name(size, patch)), options);
+}
+
+template <class W> ViT vit_ti_16(const W& w, ViTOptions o = {}) { return vit(ViTSize::tiny, 16, w, o); }
+template <class W> ViT vit_s_16(const W& w, ViTOptions o = {}) { return vit(ViTSize::small, 16, w, o); }
+template <class W> ViT vit_s_32(const W& w, ViTOptions o = {}) { return vit(ViTSize::small, 32, w, o); }
+template <class W> ViT vit_b_16(const W& w, ViTOptions o = {}) { return vit(ViTSize::base, 16, w, o); }
+template <class W> ViT vit_b_32(const W& w, ViTOptions o = {}) { return vit(ViTSize::base, 32, w, o); }
+template <class W> ViT vit_l_16(const W& w, ViTOptions o = {}) { return vit(ViTSize::large, 16, w, o); }
+template <class W> ViT vit_l_32(const W& w, ViTOptions o = {}) { return vit(ViTSize::large, 32, w, o); }
+
+}  // namespace visopt::models

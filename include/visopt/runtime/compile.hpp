@@ -1,0 +1,82 @@
+#pragma once
+// compile<Level, Backend>(model, options): validates the options, runs the passes the level's policy
+// asks for on a copy of the parameter tree, lets the backend prepare every operation, warms up, and
+// returns an Engine. This is where the levels of DESIGN.md become concrete.
+
+#include <chrono>
+#include <string>
+
+#include "../models/resnet_network.hpp"
+#include "../models/vit_network.hpp"
+#include "engine.hpp"
+#include "passes/fold_batch_norm.hpp"
+
+namespace visopt {
+
+using runtime::CompileOptions;
+
+namespace detail {
+
+template <PolicyBundle Level, backend::Backend B>
+runtime::Report start_report(const std::string& model, std::int64_t parameters, const CompileOptions& options) {
+  require(options.max_batch >= 1, model, ": CompileOptions::max_batch is ", options.max_batch, ", must be >= 1");
+  require(options.warmup >= 0, model, ": CompileOptions::warmup is ", options.warmup, ", must be >= 0");
+  runtime::Report report;
+  report.model = model;
+  report.level = std::string(Level::name);
+  report.backend = std::string(B::name);
+  report.policy = describe_policy<Level>();
+  report.parameters = parameters;
+  report.weight_bytes = static_cast<std::size_t>(parameters) * sizeof(float);
+  return report;
+}
+
+/// Records the epilogue-fusion decision, which the nn:: blocks carry out as they are built.
+template <PolicyBundle Level>
+void note_epilogue_fusion(runtime::Report& report, const std::string& what) {
+  if constexpr (Level::fusion::fuses_epilogue) {
+    report.applied("epilogue_fusion", what);
+  } else {
+    report.skipped("epilogue_fusion", std::string("fusion=") + std::string(Level::fusion::name));
+  }
+}
+
+template <PolicyBundle Level, backend::Backend B, template <class, class> class NetworkT, class Model>
+Engine<Level, B> build_engine(const Model& model, const CompileOptions& options, runtime::Report report,
+                              std::int64_t image_size, std::chrono::steady_clock::time_point started) {
+  using Exec = typename Engine<Level, B>::Executor;
+  auto executor = std::make_unique<Exec>(options, report);
+  auto network = std::make_unique<NetworkT<Level, Exec>>(*executor, model);
+  return Engine<Level, B>(std::move(executor), std::move(network), options, std::move(report), image_size, started);
+}
+
+}  // namespace detail
+
+/// Compiles a ResNet for Level on backend B. The model is taken by value: passes rewrite the copy.
+template <PolicyBundle Level, backend::Backend B>
+Engine<Level, B> compile(models::ResNet model, const CompileOptions& options = {}) {
+  const auto started = std::chrono::steady_clock::now();
+  runtime::Report report = detail::start_report<Level, B>(model.name, model.parameter_count(), options);
+  if constexpr (Level::fusion::folds_batch_norm) {
+    const int folded = runtime::passes::fold_batch_norms(model);
+    report.applied("fold_bn", std::to_string(folded) + " BatchNorms folded into their convolutions");
+  } else {
+    report.skipped("fold_bn", "fusion=none keeps BatchNorm as its own operation");
+  }
+  detail::note_epilogue_fusion<Level>(report, "bias, shortcut add and ReLU computed in each convolution's epilogue");
+  const std::int64_t image_size = options.image_size > 0 ? options.image_size : 224;
+  return detail::build_engine<Level, B, models::ResNetNetwork>(model, options, std::move(report), image_size, started);
+}
+
+/// Compiles a ViT for Level on backend B. Its image size is fixed by the model (the position embedding).
+template <PolicyBundle Level, backend::Backend B>
+Engine<Level, B> compile(const models::ViT& model, const CompileOptions& options = {}) {
+  const auto started = std::chrono::steady_clock::now();
+  runtime::Report report = detail::start_report<Level, B>(model.name, model.parameter_count(), options);
+  require(options.image_size == 0 || options.image_size == model.image_size, model.name, ": CompileOptions::image_size is ",
+          options.image_size, ", but the model's weights fix it at ", model.image_size);
+  detail::note_epilogue_fusion<Level>(report, "GELU in fc1's epilogue; residual adds in the output projection and fc2");
+  return detail::build_engine<Level, B, models::ViTNetwork>(model, options, std::move(report), model.image_size, started);
+}
+
+}  // namespace visopt

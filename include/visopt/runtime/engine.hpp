@@ -1,0 +1,86 @@
+#pragma once
+// Engine<Level, Backend>: what compile() returns. It owns the backend executor (prepared weights,
+// activation memory) and the network, runs batches, and says what was done in report().
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+
+#include "../backend/backends.hpp"
+#include "../policy/policy.hpp"
+#include "network.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace visopt {
+
+namespace detail {
+/// Names the executor only once the backend is known to exist, so a missing backend fails on the
+/// static_assert in Engine with its own message rather than on an incomplete type.
+template <class B, class P, bool available = B::available>
+struct executor_of {
+  using type = void;
+};
+template <class B, class P>
+struct executor_of<B, P, true> {
+  using type = typename backend::executor_for<B, P>::type;
+};
+}  // namespace detail
+
+template <PolicyBundle Level, backend::Backend B>
+class Engine {
+  static_assert(B::available,
+                "visopt: this backend was not built: link visopt::onednn (needs libdnnl-dev) for backend::OneDnn, or "
+                "visopt::cuda in a .cu file compiled by nvcc (needs the CUDA toolkit, cuDNN and cuBLASLt) for "
+                "backend::Cuda");
+
+ public:
+  using Executor = typename detail::executor_of<B, Level>::type;
+  using level = Level;
+  using backend_type = B;
+
+  Engine(std::unique_ptr<Executor> executor, std::unique_ptr<runtime::Network<Executor>> network,
+         runtime::CompileOptions options, runtime::Report report, std::int64_t image_size,
+         std::chrono::steady_clock::time_point started)
+      : executor_(std::move(executor)),
+        network_(std::move(network)),
+        options_(std::move(options)),
+        report_(std::move(report)),
+        image_size_(image_size),
+        run_mutex_(std::make_unique<std::mutex>()) {
+    require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
+    warm_up();
+    report_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  }
+
+  /// Runs a batch of images [N,3,H,W] (f32, NCHW, 1 <= N <= max_batch) and returns host f32 logits
+  /// [N, classes]. Calls from several threads are serialised: one engine runs one batch at a time.
+  Tensor run(const TensorView& images) {
+    std::lock_guard lock(*run_mutex_);
+    network_->check_input(images, options_.max_batch);
+    const Tensor placed = executor_->input(images);
+    return executor_->output(network_->forward(*executor_, placed));
+  }
+
+  const runtime::Report& report() const { return report_; }
+  const runtime::CompileOptions& options() const { return options_; }
+  Executor& executor() { return *executor_; }
+
+ private:
+  /// Runs max_batch-sized batches so that memory is reserved and caches are filled before the first run().
+  void warm_up() {
+    if (options_.warmup <= 0) return;
+    const Tensor images = Tensor::zeros({options_.max_batch, 3, image_size_, image_size_});
+    for (int i = 0; i < options_.warmup; ++i) run(images);
+    report_.activation_bytes = executor_->pool().bytes_reserved();
+  }
+
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<runtime::Network<Executor>> network_;
+  runtime::CompileOptions options_;
+  runtime::Report report_;
+  std::int64_t image_size_;  // the square size warm-up runs at
+  std::unique_ptr<std::mutex> run_mutex_;
+};
+
+}  // namespace visopt
