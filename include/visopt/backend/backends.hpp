@@ -4,6 +4,9 @@
 
 #include <concepts>
 #include <string_view>
+#include <type_traits>
+
+#include "../policy/policy.hpp"
 
 namespace visopt::backend {
 
@@ -13,6 +16,11 @@ struct backend_tag {};
 struct Reference : backend_tag {
   static constexpr std::string_view name = "reference";
   static constexpr bool available = true;
+  /// fp32 (tf32 computed as fp32), NCHW, eager: anything else is a compile-time error with advice.
+  template <PolicyBundle P>
+  static constexpr bool supports = !precision::is_reduced_v<typename P::precision> &&
+                                   std::is_same_v<typename P::layout, layout::nchw> &&
+                                   std::is_same_v<typename P::execution, execution::eager>;
 };
 
 /// oneDNN on the CPU; built when dnnl.hpp is found (target visopt::onednn).
@@ -23,6 +31,8 @@ struct OneDnn : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
+  template <PolicyBundle P>
+  static constexpr bool supports = true;  // what the CPU lacks (bf16) falls back at run time, and says so
 };
 
 /// cuDNN, cuBLASLt, own kernels and CUDA Graphs; built in .cu translation units when the CUDA
@@ -34,6 +44,8 @@ struct Cuda : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
+  template <PolicyBundle P>
+  static constexpr bool supports = true;
 };
 
 template <class T> concept Backend = std::derived_from<T, backend_tag> && requires {

@@ -72,7 +72,7 @@ class Engine {
     if (options_.warmup <= 0) return;
     const Tensor images = Tensor::zeros({options_.max_batch, 3, image_size_, image_size_});
     for (int i = 0; i < options_.warmup; ++i) run(images);
-    report_.activation_bytes = executor_->pool().bytes_reserved();
+    report_.activation_bytes = executor_->activation_bytes();
   }
 
   std::unique_ptr<Executor> executor_;

@@ -188,7 +188,10 @@ class Executor {
     return y;
   }
 
-  const runtime::ActivationPool& pool() const { return pool_; }
+  /// Activation memory reserved so far (for report()).
+  std::size_t activation_bytes() const { return pool_.bytes_reserved(); }
+  /// Fresh allocations so far: constant once every batch size has been seen.
+  std::size_t fresh_allocations() const { return pool_.fresh_allocations(); }
 
  private:
   static float* f32(const Tensor& t) { return t.data_as<float>(); }

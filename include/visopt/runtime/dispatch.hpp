@@ -1,0 +1,71 @@
+#pragma once
+// The one place where runtime strings become compile-time types: "O2" -> visopt::O2, "onednn" ->
+// backend::OneDnn. CLIs, config files and the environment go through here; an unknown value lists
+// the valid ones.
+
+#include <string>
+#include <string_view>
+
+#include "../backend/backends.hpp"
+#include "../core/error.hpp"
+#include "../policy/levels.hpp"
+
+namespace visopt {
+
+inline constexpr std::string_view level_names = "O0, O1, O2, O3";
+
+/// Calls f(Level{}) for the named level and returns its result.
+template <class F>
+decltype(auto) with_level(std::string_view level, F&& f) {
+  if (level == "O0") return f(O0{});
+  if (level == "O1") return f(O1{});
+  if (level == "O2") return f(O2{});
+  if (level == "O3") return f(O3{});
+  throw Error(detail::concat("level '", level, "' is not one of ", level_names));
+}
+
+/// The backends this translation unit can run, in the order a demo should try them.
+inline std::string available_backend_names() {
+  std::string names{backend::Reference::name};
+  if constexpr (backend::OneDnn::available) names += std::string(", ") + std::string(backend::OneDnn::name);
+  if constexpr (backend::Cuda::available) names += std::string(", ") + std::string(backend::Cuda::name);
+  return names;
+}
+
+/// Calls f(Backend{}) for the named backend if it was built into this translation unit.
+template <class F>
+decltype(auto) with_backend(std::string_view name, F&& f) {
+  if (name == backend::Reference::name) return f(backend::Reference{});
+  if constexpr (backend::OneDnn::available) {
+    if (name == backend::OneDnn::name) return f(backend::OneDnn{});
+  }
+  if constexpr (backend::Cuda::available) {
+    if (name == backend::Cuda::name) return f(backend::Cuda{});
+  }
+  throw Error(detail::concat("backend '", name, "' is not one of those built here: ", available_backend_names()));
+}
+
+}  // namespace visopt
+
+namespace visopt {
+
+/// Calls f(Level{}, Backend{}) for a named pair; a pair the backend cannot run (O2 on the reference
+/// backend) is a visopt::Error at run time here, where the types alone would not compile.
+template <class F>
+decltype(auto) with_level_and_backend(std::string_view level, std::string_view backend_name, F&& f) {
+  return with_level(level, [&](auto level_tag) -> decltype(auto) {
+    return with_backend(backend_name, [&](auto backend_tag) -> decltype(auto) {
+      using L = decltype(level_tag);
+      using B = decltype(backend_tag);
+      if constexpr (B::template supports<L>) {
+        return f(level_tag, backend_tag);
+      } else {
+        throw Error(detail::concat("backend '", B::name, "' cannot run level ", L::name, " (",
+                                   describe_policy<L>(), "); the reference backend computes fp32 NCHW eagerly: use O0 or O1"));
+        return f(O0{}, backend::Reference{});  // unreachable; names the return type
+      }
+    });
+  });
+}
+
+}  // namespace visopt
