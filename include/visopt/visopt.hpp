@@ -13,6 +13,13 @@
 #include "models/vit.hpp"
 #include "backend/backends.hpp"
 #include "backend/reference/executor.hpp"
+#if defined(VISOPT_HAS_ONEDNN)
+#include "backend/onednn/executor.hpp"
+#endif
+#if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
+#include "backend/cuda/executor.hpp"
+#endif
 #include "runtime/compile.hpp"
+#include "runtime/dispatch.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/report.hpp"

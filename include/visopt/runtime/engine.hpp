@@ -50,16 +50,20 @@ class Engine {
         run_mutex_(std::make_unique<std::mutex>()) {
     require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
     warm_up();
+    // Executors that learn more during the warm-up (what was packed, planned, fused) add it here.
+    if constexpr (requires(const Executor& e, runtime::Report& r) { e.complete_report(r); }) {
+      executor_->complete_report(report_);
+    }
     report_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   }
 
-  /// Runs a batch of images [N,3,H,W] (f32, NCHW, 1 <= N <= max_batch) and returns host f32 logits
-  /// [N, classes]. Calls from several threads are serialised: one engine runs one batch at a time.
+  /// Runs a batch of images [N,3,H,W] (f32, NCHW, 1 <= N <= max_batch) and returns f32 logits
+  /// [N, classes] on the images' device (host images give host logits). Calls from several threads
+  /// are serialised: one engine runs one batch at a time.
   Tensor run(const TensorView& images) {
     std::lock_guard lock(*run_mutex_);
     network_->check_input(images, options_.max_batch);
-    const Tensor placed = executor_->input(images);
-    return executor_->output(network_->forward(*executor_, placed));
+    return executor_->run(images, [this](const Tensor& placed) { return network_->forward(*executor_, placed); });
   }
 
   const runtime::Report& report() const { return report_; }

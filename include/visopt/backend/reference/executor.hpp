@@ -84,12 +84,15 @@ class Executor {
   }
 
   // ---- run(): operations; each returns a fresh activation from the pool ----
-  Tensor input(const TensorView& images) {
+  /// Copies host images into the pool, runs `forward` and returns its logits as a new host tensor.
+  template <class Forward>
+  Tensor run(const TensorView& images, Forward&& forward) {
+    require(images.device().is_cpu(), "reference: images are on ", images.device().to_string(),
+            "; the reference backend takes host tensors");
     Tensor x = pool_.allocate(images.shape(), DType::f32);
     std::memcpy(x.data(), images.data(), images.nbytes());
-    return x;
+    return forward(x).clone();
   }
-  Tensor output(const Tensor& logits) { return logits.clone(); }
 
   Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
     require(residual == nullptr || c.epilogue.residual, "reference::conv2d: a residual was given to a conv prepared without one");

@@ -1,0 +1,85 @@
+#pragma once
+// Everything the CUDA operations share: the device, one stream, the cuDNN and cuBLASLt handles, the
+// activation pool in GPU memory, one grow-only workspace, and the algorithm cache when tuning is
+// measured. Workspaces and algorithms are settled on the first run of each shape, so later runs (and
+// CUDA Graph captures) allocate and search nothing.
+
+#include <memory>
+
+#include "../../runtime/algorithm_cache.hpp"
+#include "../../runtime/memory_pool.hpp"
+#include "device.hpp"
+#include "handles.hpp"
+
+namespace visopt::backend::cuda {
+
+class Context {
+ public:
+  Context(int device_index, bool measured_tuning, const std::string& cache_dir)
+      : device_(prepare_device(device_index)),
+        cudnn_(make_cudnn(stream_.get())),
+        cublaslt_(make_cublaslt()),
+        pool_(Device::cuda(device_index)) {
+    if (measured_tuning) {
+      const std::string identity = visopt::detail::concat(device_.name, " sm_", device_.major, device_.minor, " cudnn ",
+                                                          device_.cudnn_version, " cublasLt ", cublasLtGetVersion(),
+                                                          " cuda ", device_.runtime_version);
+      cache_ = std::make_unique<runtime::AlgorithmCache>(runtime::cache_directory(cache_dir) / "cuda-algorithms.json", identity);
+    }
+  }
+
+  const DeviceInfo& device() const { return device_; }
+  cudaStream_t stream() const { return stream_.get(); }
+  cudnnHandle_t cudnn() const { return cudnn_.get(); }
+  cublasLtHandle_t cublaslt() const { return cublaslt_.get(); }
+  runtime::ActivationPool& pool() { return pool_; }
+  const runtime::ActivationPool& pool() const { return pool_; }
+  /// The measured-algorithm cache, or null when tuning is heuristic.
+  runtime::AlgorithmCache* cache() { return cache_.get(); }
+
+  Tensor allocate(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::contiguous) {
+    return pool_.allocate(shape, dtype, format);
+  }
+
+  /// A device scratch buffer of at least `bytes`, shared by every operation on the stream.
+  void* workspace(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    if (bytes > workspace_bytes_) {
+      VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()));  // the old buffer may still be in use
+      workspace_ = Tensor::empty({static_cast<std::int64_t>((bytes + 3) / 4)}, DType::f32, Device::cuda(device_.index));
+      workspace_bytes_ = bytes;
+    }
+    return workspace_.data();
+  }
+  std::size_t workspace_bytes() const { return workspace_bytes_; }
+
+  /// The largest workspace an algorithm may ask for.
+  static constexpr std::size_t workspace_limit = std::size_t{256} << 20;
+
+ private:
+  static DeviceInfo prepare_device(int index) {
+    DeviceInfo info = require_device(index);
+    VISOPT_CUDA_CHECK(cudaSetDevice(index));
+    install_device_allocator();
+    return info;
+  }
+
+  DeviceInfo device_;
+  Stream stream_;
+  CudnnHandle cudnn_;
+  CublasLtHandle cublaslt_;
+  runtime::ActivationPool pool_;
+  Tensor workspace_;
+  std::size_t workspace_bytes_ = 0;
+  std::unique_ptr<runtime::AlgorithmCache> cache_;
+};
+
+/// Copies host fp32 values to a new device tensor of `dtype`.
+inline Tensor upload(const Tensor& host, DType dtype, int device_index) {
+  const Tensor converted = host.to(dtype);
+  Tensor device = Tensor::empty(host.shape(), dtype, Device::cuda(device_index));
+  VISOPT_CUDA_CHECK(cudaMemcpy(device.data(), converted.data(), converted.nbytes(), cudaMemcpyHostToDevice));
+  return device;
+}
+
+}  // namespace visopt::backend::cuda

@@ -1,0 +1,119 @@
+#pragma once
+// The GPU as visopt sees it: whether one is there (a clear error when not), its properties, RAII
+// streams and events, and the device allocator hooks that let core Tensors live in GPU memory.
+
+#include <memory>
+#include <string>
+
+#include "check.hpp"
+
+namespace visopt::backend::cuda {
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0, multiprocessors = 0;
+  std::size_t memory_bytes = 0;
+  int runtime_version = 0, driver_version = 0;
+  std::size_t cudnn_version = 0;
+  std::string description() const {
+    return visopt::detail::concat(name, " (sm_", major, minor, ", ", multiprocessors, " SMs, ", memory_bytes >> 20,
+                                  " MiB, cuDNN ", cudnn_version, ")");
+  }
+};
+
+/// Checks that GPU `index` exists and the driver can run this build; throws a visopt::Error that says
+/// what to use instead when not.
+inline DeviceInfo require_device(int index) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  DeviceInfo info;
+  cudaDriverGetVersion(&info.driver_version);
+  cudaRuntimeGetVersion(&info.runtime_version);
+  if (status == cudaErrorInsufficientDriver && info.driver_version > 0) {
+    fail(visopt::detail::concat("cuda: the NVIDIA driver supports CUDA ", info.driver_version / 1000, ".",
+                                (info.driver_version % 1000) / 10, ", but visopt was built with CUDA ",
+                                info.runtime_version / 1000, ".", (info.runtime_version % 1000) / 10,
+                                "; update the driver or use backend::OneDnn / backend::Reference"));
+  }
+  if (status != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    fail(visopt::detail::concat("cuda: no GPU is visible (cudaGetDeviceCount: ",
+                                status == cudaSuccess ? "0 devices" : cudaGetErrorString(status),
+                                "); use backend::OneDnn or backend::Reference on this machine"));
+  }
+  require(index >= 0 && index < count, "cuda: CompileOptions::device is ", index, ", but this machine has ", count,
+          " GPU(s)");
+  cudaDeviceProp props{};
+  VISOPT_CUDA_CHECK(cudaGetDeviceProperties(&props, index));
+  info.index = index;
+  info.name = props.name;
+  info.major = props.major;
+  info.minor = props.minor;
+  info.multiprocessors = props.multiProcessorCount;
+  info.memory_bytes = props.totalGlobalMem;
+  info.cudnn_version = cudnnGetVersion();
+  require(info.major >= 7, "cuda: ", info.name, " is compute capability ", info.major, ".", info.minor,
+          "; visopt needs 7.0 or newer");
+  return info;
+}
+
+namespace detail {
+inline void* device_allocate(std::size_t bytes, int index) {
+  VISOPT_CUDA_CHECK(cudaSetDevice(index));
+  void* p = nullptr;
+  VISOPT_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 1 : bytes), visopt::detail::concat(bytes, " bytes on cuda:", index));
+  return p;
+}
+inline void device_release(void* p) noexcept { (void)cudaFree(p); }  // quiet at driver shutdown
+}  // namespace detail
+
+/// Lets Tensor::empty(shape, dtype, Device::cuda(i)) allocate with cudaMalloc.
+inline void install_device_allocator() {
+  device_allocator().allocate = &detail::device_allocate;
+  device_allocator().release = &detail::device_release;
+}
+
+/// A non-blocking stream this object owns, or a caller's stream it only borrows.
+class Stream {
+ public:
+  Stream() {
+    cudaStream_t s = nullptr;
+    VISOPT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    stream_.reset(s);
+  }
+  cudaStream_t get() const { return stream_.get(); }
+  void synchronize() const { VISOPT_CUDA_CHECK(cudaStreamSynchronize(get())); }
+
+ private:
+  struct Destroy {
+    void operator()(cudaStream_t s) const noexcept { (void)cudaStreamDestroy(s); }
+  };
+  std::unique_ptr<CUstream_st, Destroy> stream_;
+};
+
+class Event {
+ public:
+  Event() {
+    cudaEvent_t e = nullptr;
+    VISOPT_CUDA_CHECK(cudaEventCreate(&e));
+    event_.reset(e);
+  }
+  cudaEvent_t get() const { return event_.get(); }
+  void record(cudaStream_t stream) const { VISOPT_CUDA_CHECK(cudaEventRecord(get(), stream)); }
+  /// Milliseconds from `start` to this event (both recorded, this one completed).
+  float since(const Event& start) const {
+    VISOPT_CUDA_CHECK(cudaEventSynchronize(get()));
+    float ms = 0;
+    VISOPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), get()));
+    return ms;
+  }
+
+ private:
+  struct Destroy {
+    void operator()(cudaEvent_t e) const noexcept { (void)cudaEventDestroy(e); }
+  };
+  std::unique_ptr<CUevent_st, Destroy> event_;
+};
+
+}  // namespace visopt::backend::cuda

@@ -1,0 +1,323 @@
+#pragma once
+// The CUDA backend's executor: cuDNN convolutions, cuBLASLt GEMMs and our kernels, on one stream.
+// O0 runs fp32 with TF32 off, op by op; O1 folds and fuses and allows TF32; O2 computes in fp16 (bf16
+// when asked) with NHWC activations end to end; O3 also captures the whole forward once per batch
+// size in a CUDA Graph and replays it. Compile this only in .cu translation units (nvcc).
+
+#include <map>
+#include <memory>
+#include <type_traits>
+
+#include "../../nn/epilogue.hpp"
+#include "../../nn/params.hpp"
+#include "../../policy/policy.hpp"
+#include "../../runtime/options.hpp"
+#include "../../runtime/report.hpp"
+#include "../backends.hpp"
+#include "context.hpp"
+#include "convolution.hpp"
+#include "gemm.hpp"
+#include "graph.hpp"
+#include "kernels/attention.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/layer_norm.cuh"
+#include "kernels/pooling.cuh"
+#include "kernels/tokens.cuh"
+
+namespace visopt::backend::cuda {
+
+/// The storage type a precision policy computes in on the GPU.
+template <class Precision>
+constexpr DType compute_dtype() {
+  if constexpr (std::is_same_v<Precision, precision::fp16> || std::is_same_v<Precision, precision::half>) return DType::f16;
+  else if constexpr (std::is_same_v<Precision, precision::bf16>) return DType::bf16;
+  else return DType::f32;
+}
+
+template <PolicyBundle P>
+class Executor {
+ public:
+  static constexpr DType dtype = compute_dtype<typename P::precision>();
+  static constexpr bool nhwc = std::is_same_v<typename P::layout, layout::nhwc>;
+  static constexpr bool tensor_cores = !std::is_same_v<typename P::precision, precision::fp32>;
+  static constexpr bool captures = P::execution::static_plan;
+  static constexpr MemoryFormat image_format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+
+  using Conv = std::shared_ptr<Convolution>;
+  using Linear = std::shared_ptr<Gemm>;
+  struct BatchNorm {
+    Tensor scale, shift;  // device f32 [C]: y = x·scale + shift
+  };
+  struct LayerNorm {
+    Tensor weight, bias;  // device f32 [D]
+    float eps;
+  };
+  struct PatchEmbed {
+    Linear projection;
+    Tensor class_token, position;  // device f32
+    int patch;
+  };
+
+  Executor(const runtime::CompileOptions& options, runtime::Report& report)
+      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir), report_(&report) {
+    report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
+    report.compute_precision = std::string(dtype_name(dtype)) +
+                               (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
+    if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN and cuBLASLt may use TF32 tensor cores");
+    else if constexpr (dtype == DType::f32) report.skipped("tf32", "precision=fp32 keeps full fp32 math");
+    if constexpr (dtype != DType::f32) report.applied(std::string(dtype_name(dtype)), "weights and activations in " + std::string(dtype_name(dtype)) + ", fp32 accumulation; LayerNorm and softmax in fp32");
+    if constexpr (nhwc) report.applied("channels_last", "NHWC activations end to end; one conversion kernel at the input");
+    if (auto* cache = context_.cache()) {
+      report.applied("measured_tuning", "algorithms timed on first run of each shape, cached in " + cache->file().string());
+      if (!cache->warning().empty()) report.skipped("algorithm_cache", cache->warning());
+    } else {
+      report.skipped("measured_tuning", "tuning=heuristic: cuDNN's and cuBLASLt's default choices");
+    }
+    report.applied("fused_attention", "one kernel per layer, online softmax, no score matrix");
+    if constexpr (captures) report.applied("cuda_graph", "the forward is captured once per batch size and replayed");
+    else report.skipped("cuda_graph", "execution=eager launches kernels one by one");
+  }
+
+  ~Executor() {
+    if (auto* cache = context_.cache()) cache->save();
+  }
+
+  // ---- compile(): prepare parameters ----
+  Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
+    const bool fused = P::fusion::fuses_epilogue;
+    return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused);
+  }
+  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
+    const auto c = p.weight.numel();
+    Tensor scale = Tensor::empty({c}), shift = Tensor::empty({c});
+    for (std::int64_t i = 0; i < c; ++i) {
+      const float s = p.weight.data_as<float>()[i] / std::sqrt(p.running_var.data_as<float>()[i] + p.eps);
+      scale.data_as<float>()[i] = s;
+      shift.data_as<float>()[i] = p.bias.data_as<float>()[i] - p.running_mean.data_as<float>()[i] * s;
+    }
+    return {upload(scale, DType::f32, device()), upload(shift, DType::f32, device())};
+  }
+  Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
+    const cublasComputeType_t compute = tensor_cores && dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    return std::make_shared<Gemm>(context_, p, epilogue, dtype, compute);
+  }
+  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
+    return {upload(p.weight, DType::f32, device()), upload(p.bias, DType::f32, device()), p.eps};
+  }
+  PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
+    const auto d = p.weight.dim(0);
+    nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
+    return {prepare_linear(projection, {}), upload(p.class_token, DType::f32, device()), upload(p.position, DType::f32, device()), p.patch};
+  }
+
+  // ---- run() ----
+  /// Runs `forward` on `images` (host or device f32 NCHW); returns f32 logits on the images' device.
+  template <class Forward>
+  Tensor run(const TensorView& images, Forward&& forward) {
+    if constexpr (captures) {
+      return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
+    } else {
+      Tensor staged = stage(images);
+      Tensor logits = to_float(forward(place(staged)));
+      return finish(logits, images.device());
+    }
+  }
+
+  Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) { return c->forward(context_, x, residual); }
+
+  Tensor batch_norm(const BatchNorm& b, const Tensor& x) {
+    Tensor y = like(x);
+    const long long n = x.numel();
+    kernels::ChannelIndex channel{x.dim(1), x.dim(2) * x.dim(3), nhwc};
+    launch("batch_norm", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::channel_epilogue_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(
+          in<T>(x), b.scale.template data_as<float>(), b.shift.template data_as<float>(), nullptr, out<T>(y), n, channel, nn::Activation::none);
+    });
+    return y;
+  }
+
+  Tensor activation(const Tensor& x, nn::Activation act) {
+    Tensor y = like(x);
+    const long long n = x.numel();
+    launch("activation", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::activation_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(x), out<T>(y), n, act);
+    });
+    return y;
+  }
+
+  Tensor add(const Tensor& a, const Tensor& b) {
+    Tensor y = like(a);
+    const long long n = a.numel();
+    launch("add", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::add_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(a), in<T>(b), out<T>(y), n, nn::Activation::none);
+    });
+    return y;
+  }
+
+  Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
+    const Shape shape = nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "cuda::max_pool2d");
+    Tensor y = context_.allocate(shape, dtype, image_format);
+    const long long total = y.numel();
+    launch("max_pool2d", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::max_pool2d_kernel<T><<<kernels::blocks_for(total), 256, 0, stream()>>>(
+          in<T>(x), strides4(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), strides4(y),
+          static_cast<int>(y.dim(1)), static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)), total, kernel, stride, padding);
+    });
+    return y;
+  }
+
+  /// [N,C,H,W] -> [N,C]
+  Tensor global_avg_pool(const Tensor& x) {
+    Tensor y = context_.allocate({x.dim(0), x.dim(1)}, dtype);
+    const long long pairs = x.dim(0) * x.dim(1);
+    launch("global_avg_pool", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::global_avg_pool_kernel<T><<<kernels::blocks_for(pairs * 32), 256, 0, stream()>>>(
+          in<T>(x), strides4(x), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), pairs);
+    });
+    return y;
+  }
+
+  Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) { return l->forward(context_, x, residual); }
+
+  Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
+    Tensor y = like(x);
+    const int d = static_cast<int>(x.dim(x.rank() - 1));
+    const long long rows = x.numel() / d;
+    launch("layer_norm", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::layer_norm_kernel<T><<<kernels::blocks_for(rows * 32), 256, 0, stream()>>>(
+          in<T>(x), n.weight.template data_as<float>(), n.bias.template data_as<float>(), n.eps, out<T>(y), rows, d);
+    });
+    return y;
+  }
+
+  /// qkv [B, L, 3D] -> [B, L, D]
+  Tensor attention(const Tensor& qkv, int heads) {
+    const auto b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
+    require(d == heads * kernels::attention_head_dim, "cuda::attention: model width ", d, " with ", heads,
+            " heads is not a head size of ", kernels::attention_head_dim);
+    Tensor y = context_.allocate({b, l, d}, dtype);
+    const dim3 grid(static_cast<unsigned>((l + kernels::attention_queries_per_block - 1) / kernels::attention_queries_per_block),
+                    static_cast<unsigned>(b * heads));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim));
+    launch("attention", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::attention_kernel<T><<<grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
+    });
+    return y;
+  }
+
+  /// images [N,C,H,W] -> tokens [N, 1 + (H/p)(W/p), D]
+  Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {
+    const int p = e.patch;
+    const auto n = x.dim(0), c = x.dim(1), grid_h = x.dim(2) / p, grid_w = x.dim(3) / p, grid = grid_h * grid_w;
+    const auto d = e.projection->out_features();
+    Tensor patches = context_.allocate({n, grid, c * p * p}, dtype);
+    const long long total = patches.numel();
+    launch("patchify", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::patchify_kernel<T><<<kernels::blocks_for(total), 256, 0, stream()>>>(
+          in<T>(x), strides4(x), static_cast<int>(c), static_cast<int>(grid_w), p, out<T>(patches), total, static_cast<int>(grid));
+    });
+    Tensor projected = linear(e.projection, patches);
+    Tensor tokens = context_.allocate({n, grid + 1, d}, dtype);
+    const long long count = tokens.numel();
+    launch("assemble_tokens", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::assemble_tokens_kernel<T><<<kernels::blocks_for(count), 256, 0, stream()>>>(
+          in<T>(projected), e.class_token.template data_as<float>(), e.position.template data_as<float>(), out<T>(tokens), count,
+          static_cast<int>(grid + 1), static_cast<int>(d));
+    });
+    return tokens;
+  }
+
+  /// x [B, L, D] -> [B, D], the token at `index`.
+  Tensor select_token(const Tensor& x, std::int64_t index) {
+    const auto b = x.dim(0), l = x.dim(1), d = x.dim(2);
+    Tensor y = context_.allocate({b, d}, dtype);
+    const std::size_t row = static_cast<std::size_t>(d) * dtype_size(dtype);
+    VISOPT_CUDA_CHECK(cudaMemcpy2DAsync(y.data(), row, static_cast<char*>(x.data()) + index * static_cast<std::int64_t>(row),
+                                        static_cast<std::size_t>(l) * row, row, static_cast<std::size_t>(b), cudaMemcpyDeviceToDevice,
+                                        stream()));
+    return y;
+  }
+
+  std::size_t activation_bytes() const { return context_.pool().bytes_reserved(); }
+  std::size_t fresh_allocations() const { return context_.pool().fresh_allocations(); }
+  Context& context() { return context_; }
+  int graphs_captured() const { return graphs_.captured(); }
+
+ private:
+  int device() const { return context_.device().index; }
+  cudaStream_t stream() const { return context_.stream(); }
+  Tensor like(const Tensor& x) { return context_.allocate(x.shape(), dtype, x.view().format()); }
+  template <class T> static const T* in(const Tensor& t) { return static_cast<const T*>(t.data()); }
+  template <class T> static T* out(const Tensor& t) { return static_cast<T*>(t.data()); }
+  static kernels::Strides4 strides4(const Tensor& t) { return {t.view().stride(0), t.view().stride(1), t.view().stride(2), t.view().stride(3)}; }
+
+  template <class Launch>
+  void launch(const char* name, Launch&& body) {
+    kernels::dispatch_dtype(dtype, body);
+    VISOPT_CUDA_CHECK_LAUNCH(name);
+  }
+
+  /// Copies the caller's f32 NCHW images into a device buffer from the pool.
+  Tensor stage(const TensorView& images) {
+    Tensor staged = context_.allocate(images.shape(), DType::f32);
+    VISOPT_CUDA_CHECK(cudaMemcpyAsync(staged.data(), images.data(), images.nbytes(),
+                                      images.device().is_cpu() ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice, stream()));
+    return staged;
+  }
+
+  /// The staged f32 NCHW images in this level's dtype and layout (one kernel; none at O0/O1).
+  Tensor place(const Tensor& staged) {
+    if (dtype == DType::f32 && !nhwc) return staged;
+    Tensor x = context_.allocate(staged.shape(), dtype, image_format);
+    const long long n = staged.numel();
+    launch("convert_images", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::convert_images_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(
+          staged.data_as<float>(), out<T>(x), n, static_cast<int>(staged.dim(1)), staged.dim(2) * staged.dim(3), nhwc);
+    });
+    return x;
+  }
+
+  /// Logits in f32 on the device.
+  Tensor to_float(const Tensor& logits) {
+    if (dtype == DType::f32) return logits;
+    Tensor y = context_.allocate(logits.shape(), DType::f32);
+    const long long n = logits.numel();
+    launch("to_float", [&](auto tag) {
+      using T = decltype(tag);
+      kernels::to_float_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(logits), y.data_as<float>(), n);
+    });
+    return y;
+  }
+
+  /// Copies device f32 logits out to the caller's side (host, or a new device tensor) and waits.
+  Tensor finish(const Tensor& logits, Device where) {
+    Tensor result = Tensor::empty(logits.shape(), DType::f32, where.is_cpu() ? Device::cpu() : Device::cuda(device()));
+    VISOPT_CUDA_CHECK(cudaMemcpyAsync(result.data(), logits.data(), logits.nbytes(),
+                                      where.is_cpu() ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice, stream()));
+    VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    return result;
+  }
+
+  friend class GraphCache;
+
+  Context context_;
+  runtime::Report* report_;
+  GraphCache graphs_;
+};
+
+}  // namespace visopt::backend::cuda
+
+template <class P>
+struct visopt::backend::executor_for<visopt::backend::Cuda, P> {
+  using type = visopt::backend::cuda::Executor<P>;
+};

@@ -1,0 +1,169 @@
+#pragma once
+// A linear layer on cuBLASLt: y[M,N] = act(x[M,K]·W[N,K]ᵀ + bias) + residual, with bias and GELU in
+// the matmul epilogue and the residual as its C operand (beta = 1). Row-major tensors are read as
+// column-major transposes: D(N×M) = Wᵀᵀ·xᵀ. The algorithm for each M is chosen on its first run, by
+// cuBLASLt's heuristic or by timing its best candidates (kept in the algorithm cache).
+//
+// cuBLASLt's GELU epilogue is the tanh approximation (|difference from erf GELU| < 5e-4), so it is
+// used only under fusion::epilogue; unfused levels apply the exact erf GELU as its own kernel.
+
+#include <map>
+
+#include "../../nn/epilogue.hpp"
+#include "../../nn/params.hpp"
+#include "context.hpp"
+
+namespace visopt::backend::cuda {
+
+class Gemm {
+ public:
+  Gemm(Context& context, const nn::LinearParams& params, nn::LinearEpilogue epilogue, DType dtype, cublasComputeType_t compute)
+      : epilogue_(epilogue), dtype_(dtype), compute_(compute), n_(params.weight.dim(0)), k_(params.weight.dim(1)) {
+    const int device = context.device().index;
+    weight_ = upload(params.weight, dtype, device);
+    if (params.bias.defined()) bias_ = upload(params.bias, dtype, device);
+  }
+
+  std::int64_t out_features() const { return n_; }
+  std::int64_t in_features() const { return k_; }
+
+  /// x [..., K] -> y [..., N] (y from the pool unless `into` is given).
+  Tensor forward(Context& context, const Tensor& x, const Tensor* residual) {
+    require(x.dim(x.rank() - 1) == k_, "cuda::linear: input has shape ", x.shape(), ", the layer expects ", k_, " features");
+    Shape out = x.shape();
+    out[out.rank() - 1] = n_;
+    Tensor y = context.allocate(out, dtype_);
+    const std::int64_t m = x.numel() / k_;
+    Plan& plan = plan_for(context, m, x, y, residual);
+    run(context, plan, x, y, residual, plan.algorithm);
+    return y;
+  }
+
+ private:
+  struct Plan {
+    MatmulDescriptor description;
+    MatrixLayout a, b, d;
+    cublasLtMatmulAlgo_t algorithm{};
+    std::size_t workspace = 0;
+  };
+
+  std::string describe(std::int64_t m) const {
+    return visopt::detail::concat("linear M=", m, " N=", n_, " K=", k_, " ", dtype_name(dtype_), " compute=", static_cast<int>(compute_),
+                                  " act=", nn::activation_name(epilogue_.activation), epilogue_.residual ? " residual" : "",
+                                  bias_.defined() ? " bias" : "");
+  }
+
+  static MatrixLayout layout(cudaDataType_t type, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+    cublasLtMatrixLayout_t l = nullptr;
+    VISOPT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(cols), ld));
+    return MatrixLayout(l);
+  }
+
+  void run(Context& context, Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual, const cublasLtMatmulAlgo_t& algorithm) {
+    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    const void* c = residual ? residual->data() : y.data();
+    VISOPT_CUBLAS_CHECK(cublasLtMatmul(context.cublaslt(), plan.description.get(), &alpha, weight_.data(), plan.a.get(), x.data(),
+                                       plan.b.get(), &beta, c, plan.d.get(), y.data(), plan.d.get(), &algorithm,
+                                       context.workspace(plan.workspace), plan.workspace, context.stream()),
+                        describe(x.numel() / k_));
+  }
+
+  Plan& plan_for(Context& context, std::int64_t m, const Tensor& x, Tensor& y, const Tensor* residual) {
+    if (auto it = plans_.find(m); it != plans_.end()) return it->second;
+    Plan plan;
+    cublasLtMatmulDesc_t desc = nullptr;
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute_, CUDA_R_32F));
+    plan.description = MatmulDescriptor(desc);
+    const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof(keep)));
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    const bool gelu = epilogue_.activation == nn::Activation::gelu;
+    require(epilogue_.activation != nn::Activation::relu, "cuda::linear: a ReLU epilogue is not used by any model");
+    if (bias_.defined()) {
+      epilogue = gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+      const void* bias = bias_.data();
+      VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    } else if (gelu) {
+      epilogue = CUBLASLT_EPILOGUE_GELU;
+    }
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    const cudaDataType_t type = cuda_type(dtype_);
+    plan.a = layout(type, k_, n_, k_);
+    plan.b = layout(type, k_, m, k_);
+    plan.d = layout(type, n_, m, n_);
+    choose_algorithm(context, plan, m, x, y, residual);
+    return plans_.emplace(m, std::move(plan)).first->second;
+  }
+
+  void choose_algorithm(Context& context, Plan& plan, std::int64_t m, const Tensor& x, Tensor& y, const Tensor* residual) {
+    runtime::AlgorithmCache* cache = context.cache();
+    const std::string key = describe(m);
+    if (cache) {
+      if (auto hit = cache->find(key); hit && hit->contains("algorithm") && (*hit)["algorithm"].is_array() &&
+                                       (*hit)["algorithm"].size() == 8) {
+        for (std::size_t i = 0; i < 8; ++i) plan.algorithm.data[i] = (*hit)["algorithm"][i].get<std::uint64_t>();
+        cublasLtMatmulHeuristicResult_t check{};
+        if (cublasLtMatmulAlgoCheck(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(), plan.d.get(),
+                                    plan.d.get(), &plan.algorithm, &check) == CUBLAS_STATUS_SUCCESS &&
+            check.workspaceSize <= Context::workspace_limit) {
+          plan.workspace = check.workspaceSize;
+          return;
+        }
+        cache->forget(key);  // not an algorithm this cuBLASLt accepts: search again
+      }
+    }
+    cublasLtMatmulPreference_t pref = nullptr;
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    MatmulPreference preference(pref);
+    const std::uint64_t limit = Context::workspace_limit;
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit, sizeof(limit)));
+    constexpr int wanted = 8;
+    cublasLtMatmulHeuristicResult_t results[wanted]{};
+    int returned = 0;
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(),
+                                                       plan.d.get(), plan.d.get(), pref, cache ? wanted : 1, results, &returned),
+                        key);
+    require(returned > 0, "cublasLt: no matmul algorithm for ", key);
+    int best = 0;
+    if (cache && returned > 1) best = fastest(context, plan, results, returned, x, y, residual);
+    plan.algorithm = results[best].algo;
+    plan.workspace = results[best].workspaceSize;
+    if (cache) {
+      nlohmann::json words = nlohmann::json::array();
+      for (std::uint64_t word : plan.algorithm.data) words.push_back(word);
+      cache->store(key, {{"algorithm", words}});
+    }
+  }
+
+  /// Times each candidate on the real buffers (the output is rewritten by the run that follows).
+  int fastest(Context& context, Plan& plan, const cublasLtMatmulHeuristicResult_t* results, int count, const Tensor& x,
+              Tensor& y, const Tensor* residual) {
+    Event start, stop;
+    int best = 0;
+    float best_ms = 1e30f;
+    for (int i = 0; i < count; ++i) {
+      if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+      plan.workspace = results[i].workspaceSize;
+      run(context, plan, x, y, residual, results[i].algo);  // warm-up
+      start.record(context.stream());
+      for (int repeat = 0; repeat < 3; ++repeat) run(context, plan, x, y, residual, results[i].algo);
+      stop.record(context.stream());
+      const float ms = stop.since(start);
+      if (ms < best_ms) {
+        best_ms = ms;
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  nn::LinearEpilogue epilogue_;
+  DType dtype_;
+  cublasComputeType_t compute_;
+  std::int64_t n_, k_;
+  Tensor weight_, bias_;
+  std::map<std::int64_t, Plan> plans_;
+};
+
+}  // namespace visopt::backend::cuda

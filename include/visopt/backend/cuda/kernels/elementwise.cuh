@@ -1,0 +1,66 @@
+#pragma once
+// Pointwise kernels: activation, add, the per-channel epilogue (bias + residual + activation, used
+// where cuDNN's fused call does not apply), BatchNorm as a per-channel affine map, and dtype/layout
+// conversion of input images and output logits.
+
+#include "../check.hpp"
+#include "types.cuh"
+
+namespace visopt::backend::cuda::kernels {
+
+/// Which channel element i of a [N,C,H,W] tensor belongs to, in NCHW or NHWC storage order.
+struct ChannelIndex {
+  long long channels = 1, spatial = 1;  // C and H*W
+  bool nhwc = false;
+  __device__ __forceinline__ int operator()(long long i) const {
+    return static_cast<int>(nhwc ? i % channels : (i / spatial) % channels);
+  }
+};
+
+template <class T>
+__global__ void activation_kernel(const T* x, T* y, long long n, nn::Activation act) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x)
+    store(y + i, activate(load(x + i), act));
+}
+
+template <class T>
+__global__ void add_kernel(const T* a, const T* b, T* y, long long n, nn::Activation act) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x)
+    store(y + i, activate(load(a + i) + load(b + i), act));
+}
+
+/// y = act(x·scale[c] + shift[c] + residual): BatchNorm (scale, shift), a conv's bias (scale = null),
+/// or the whole conv epilogue; residual may be null.
+template <class T>
+__global__ void channel_epilogue_kernel(const T* x, const float* scale, const float* shift, const T* residual, T* y,
+                                        long long n, ChannelIndex channel, nn::Activation act) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x) {
+    const int c = channel(i);
+    float v = load(x + i);
+    if (scale) v *= scale[c];
+    if (shift) v += shift[c];
+    if (residual) v += load(residual + i);
+    store(y + i, activate(v, act));
+  }
+}
+
+/// f32 NCHW images -> T in NCHW or NHWC.
+template <class T>
+__global__ void convert_images_kernel(const float* x, T* y, long long n, int channels, long long spatial, bool nhwc) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x) {
+    long long out = i;
+    if (nhwc) {
+      const long long image = i / (channels * spatial), rest = i % (channels * spatial);
+      const long long c = rest / spatial, p = rest % spatial;
+      out = image * channels * spatial + p * channels + c;
+    }
+    store(y + out, x[i]);
+  }
+}
+
+template <class T>
+__global__ void to_float_kernel(const T* x, float* y, long long n) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x) y[i] = load(x + i);
+}
+
+}  // namespace visopt::backend::cuda::kernels

@@ -1,0 +1,54 @@
+#pragma once
+// Max pooling (any layout, through strides; padding counts as -inf like PyTorch) and global average
+// pooling to [N,C], accumulating in fp32.
+
+#include <cfloat>
+
+#include "types.cuh"
+
+namespace visopt::backend::cuda::kernels {
+
+struct Strides4 {
+  long long n, c, h, w;
+};
+
+template <class T>
+__global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width, T* y, Strides4 ys, int channels,
+                                  int out_h, int out_w, long long total, int kernel, int stride, int padding) {
+  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < total; i += 1LL * gridDim.x * blockDim.x) {
+    const int ow = static_cast<int>(i % out_w);
+    const int oh = static_cast<int>((i / out_w) % out_h);
+    const int c = static_cast<int>((i / (1LL * out_w * out_h)) % channels);
+    const long long n = i / (1LL * out_w * out_h * channels);
+    float best = -FLT_MAX;
+    bool any = false;
+    for (int r = 0; r < kernel; ++r) {
+      const int ih = oh * stride - padding + r;
+      if (ih < 0 || ih >= height) continue;
+      for (int s = 0; s < kernel; ++s) {
+        const int iw = ow * stride - padding + s;
+        if (iw < 0 || iw >= width) continue;
+        const float v = load(x + n * xs.n + c * xs.c + ih * xs.h + iw * xs.w);
+        best = (!any || v > best || v != v) ? v : best;
+        any = true;
+      }
+    }
+    store(y + n * ys.n + c * ys.c + oh * ys.h + ow * ys.w, best);
+  }
+}
+
+/// One warp per (image, channel): y[n, c] = mean over H×W.
+template <class T>
+__global__ void global_avg_pool_kernel(const T* x, Strides4 xs, int channels, int height, int width, T* y, long long pairs) {
+  const long long warp = (blockIdx.x * 1LL * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (warp >= pairs) return;
+  const long long n = warp / channels;
+  const int c = static_cast<int>(warp % channels);
+  float sum = 0.0f;
+  for (int p = lane; p < height * width; p += 32) sum += load(x + n * xs.n + c * xs.c + (p / width) * xs.h + (p % width) * xs.w);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) store(y + warp, sum / static_cast<float>(height * width));
+}
+
+}  // namespace visopt::backend::cuda::kernels

@@ -1,0 +1,119 @@
+#pragma once
+// The on-disk cache of measured algorithm choices (cuDNN convolution algorithms, cuBLASLt matmul
+// algorithms), keyed by device, library versions, shape, dtype and layout. A second compile() reads it
+// and searches nothing. A corrupt or foreign file is ignored with a warning, never trusted.
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace visopt::runtime {
+
+/// Where caches live: CompileOptions::cache_dir, else VISOPT_CACHE_DIR, else $XDG_CACHE_HOME/visopt,
+/// else ~/.cache/visopt, else the system temporary directory.
+inline std::filesystem::path cache_directory(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* dir = std::getenv("VISOPT_CACHE_DIR"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "visopt";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "visopt";
+  return std::filesystem::temp_directory_path() / "visopt";
+}
+
+class AlgorithmCache {
+ public:
+  static constexpr int format_version = 1;
+
+  /// `identity` names what the entries are valid for (GPU, library versions); a file written for
+  /// another identity is ignored.
+  AlgorithmCache(std::filesystem::path file, std::string identity) : file_(std::move(file)), identity_(std::move(identity)) {
+    load();
+  }
+
+  const std::filesystem::path& file() const { return file_; }
+  const std::string& warning() const { return warning_; }
+  int hits() const { return hits_; }
+  int misses() const { return misses_; }
+
+  std::optional<nlohmann::json> find(const std::string& key) {
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      ++hits_;
+      return *it;
+    }
+    ++misses_;
+    return std::nullopt;
+  }
+
+  /// Drops an entry that turned out to be unusable (e.g. an algorithm the library rejects).
+  void forget(const std::string& key) {
+    entries_.erase(key);
+    dirty_ = true;
+  }
+
+  void store(const std::string& key, nlohmann::json value) {
+    entries_[key] = std::move(value);
+    dirty_ = true;
+  }
+
+  /// Writes the file if anything changed (atomically: temporary file, then rename). A cache that
+  /// cannot be written is a warning, not an error: the engine works without it.
+  void save() {
+    if (!dirty_) return;
+    std::error_code ec;
+    std::filesystem::create_directories(file_.parent_path(), ec);
+    const auto temporary = file_.string() + ".partial";
+    {
+      std::ofstream out(temporary, std::ios::trunc);
+      out << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", format_version}, {"identity", identity_},
+                            {"entries", entries_}}
+                 .dump(1);
+      if (!out) {
+        warn("cannot write '" + temporary + "'");
+        return;
+      }
+    }
+    std::filesystem::rename(temporary, file_, ec);
+    if (ec) warn("cannot replace '" + file_.string() + "': " + ec.message());
+    dirty_ = false;
+  }
+
+ private:
+  void load() {
+    entries_ = nlohmann::json::object();
+    if (!std::filesystem::exists(file_)) return;
+    try {
+      std::ifstream in(file_);
+      const nlohmann::json j = nlohmann::json::parse(in);
+      if (!j.is_object() || j.value("format", "") != "visopt-algorithm-cache" || j.value("version", 0) != format_version) {
+        warn("ignoring '" + file_.string() + "': not a visopt algorithm cache of version " + std::to_string(format_version));
+      } else if (j.value("identity", "") != identity_) {
+        warn("ignoring '" + file_.string() + "': it was written for " + j.value("identity", std::string("?")) +
+             ", this is " + identity_);
+      } else if (!j.contains("entries") || !j["entries"].is_object()) {
+        warn("ignoring '" + file_.string() + "': it has no entries object");
+      } else {
+        entries_ = j["entries"];
+      }
+    } catch (const std::exception& e) {
+      warn("ignoring '" + file_.string() + "': " + e.what());
+    }
+  }
+
+  void warn(const std::string& message) {
+    warning_ = message;
+    std::cerr << "visopt: warning: algorithm cache: " << message << '\n';
+  }
+
+  std::filesystem::path file_;
+  std::string identity_;
+  nlohmann::json entries_ = nlohmann::json::object();
+  std::string warning_;
+  int hits_ = 0, misses_ = 0;
+  bool dirty_ = false;
+};
+
+}  // namespace visopt::runtime

@@ -1,0 +1,196 @@
+// The CUDA backend against the PyTorch oracle (fixtures made on the GPU machine by the same script):
+// every fixture model × O0..O3 within CONVENTIONS.md's tolerances, graph replay at two batch sizes,
+// the algorithm cache round trip, device-resident inputs, and the error paths.
+
+#include <cuda_runtime.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <visopt/visopt.hpp>
+
+#include "catch.hpp"
+#include "oracle.hpp"
+
+using namespace visopt;
+using visopt::testing::Agreement;
+using visopt::testing::compare_logits;
+using visopt::testing::fixture;
+
+namespace {
+
+/// The first `count` images of a batch (a view that owns nothing would do, but a copy keeps it simple).
+Tensor head(const Tensor& batch, std::int64_t count) {
+  Shape shape = batch.shape();
+  shape[0] = count;
+  Tensor out = Tensor::empty(shape);
+  std::memcpy(out.data(), batch.data(), out.nbytes());
+  return out;
+}
+
+template <class Level>
+void check_agreement(const Agreement& a, const char* what) {
+  INFO(what << " at " << Level::name << ": r=" << a.relative_error << " cosine=" << a.cosine << " top1=" << a.top1);
+  if constexpr (precision::is_reduced_v<typename Level::precision>) {
+    CHECK(a.relative_error <= visopt::testing::half_tolerance.relative_error);
+    CHECK(a.cosine >= visopt::testing::half_tolerance.min_cosine);
+  } else if constexpr (std::is_same_v<typename Level::precision, precision::tf32>) {
+    CHECK(a.relative_error <= visopt::testing::tf32_tolerance.relative_error);
+  } else {
+    CHECK(a.relative_error <= visopt::testing::fp32_tolerance.relative_error);
+  }
+  CHECK(a.top1 >= visopt::testing::min_top1);
+}
+
+struct Fixture {
+  io::SafeTensors weights, io;
+  Tensor input, logits;
+  explicit Fixture(const std::string& name, const std::string& weights_file = "")
+      : weights(io::SafeTensors::open(fixture(weights_file.empty() ? name + ".weights.safetensors" : weights_file))),
+        io(io::SafeTensors::open(fixture(name + ".io.safetensors"))),
+        input(io.load("input")),
+        logits(io.load("logits")) {}
+  int image_size() const { return static_cast<int>(input.dim(2)); }
+  int batch() const { return static_cast<int>(input.dim(0)); }
+};
+
+template <class Level, class Model>
+void check_level(const Model& model, const Fixture& f, const char* what) {
+  auto engine = compile<Level, backend::Cuda>(model, {.max_batch = f.batch(), .image_size = f.image_size()});
+  check_agreement<Level>(compare_logits(engine.run(f.input), f.logits), what);
+}
+
+template <class Model>
+void check_all_levels(const Model& model, const Fixture& f, const char* what) {
+  check_level<O0>(model, f, what);
+  check_level<O1>(model, f, what);
+  check_level<O2>(model, f, what);
+  check_level<O3>(model, f, what);
+  check_level<O3::with<precision::bf16>>(model, f, what);
+}
+
+std::filesystem::path fresh_directory(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("cuda: resnet18 at 64x64, every level", "[gpu][models]") {
+  const Fixture f("resnet18_64");
+  check_all_levels(models::resnet18(f.weights), f, "resnet18_64");
+}
+TEST_CASE("cuda: resnet50 at 64x64, every level", "[gpu][models]") {
+  const Fixture f("resnet50_64");
+  check_all_levels(models::resnet50(f.weights), f, "resnet50_64");
+}
+TEST_CASE("cuda: resnet50 at 224x224, every level", "[gpu][models]") {
+  const Fixture f("resnet50_224");
+  check_all_levels(models::resnet50(f.weights), f, "resnet50_224");
+}
+TEST_CASE("cuda: vit_ti_16 (torchvision and timm names), every level", "[gpu][models]") {
+  const Fixture f("vit_ti16_64");
+  check_all_levels(models::vit_ti_16(f.weights), f, "vit_ti16_64");
+  const Fixture timm("vit_ti16_64", "vit_ti16_64.timm.safetensors");
+  check_level<O3>(models::vit_ti_16(timm.weights), timm, "vit_ti16_64 timm");
+}
+TEST_CASE("cuda: vit_s_32 and vit_b_16 at 64x64, every level", "[gpu][models]") {
+  const Fixture s("vit_s32_64");
+  check_all_levels(models::vit_s_32(s.weights), s, "vit_s32_64");
+  const Fixture b("vit_b16_64");
+  check_all_levels(models::vit_b_16(b.weights), b, "vit_b16_64");
+}
+TEST_CASE("cuda: vit_b_16 at 224x224, every level", "[gpu][models]") {
+  const Fixture f("vit_b16_224");
+  check_all_levels(models::vit_b_16(f.weights), f, "vit_b16_224");
+}
+
+TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[gpu][graph]") {
+  const Fixture f("resnet18_64");
+  const auto model = models::resnet18(f.weights);
+  auto graph = compile<O3, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
+  auto eager = compile<O2, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
+  for (int round = 0; round < 2; ++round) {
+    for (std::int64_t n : {8, 3}) {
+      const Tensor images = head(f.input, n);
+      const Tensor replayed = graph.run(images);
+      const Agreement vs_eager = compare_logits(replayed, eager.run(images));
+      CHECK(vs_eager.relative_error <= 1e-3);  // same kernels; only algorithm choice may differ
+      check_agreement<O3>(compare_logits(replayed, head(f.logits, n)), "graph replay");
+    }
+  }
+  CHECK(graph.executor().graphs_captured() == 2);
+  CHECK(graph.report().has("cuda_graph"));
+  CHECK(graph.report().has("channels_last"));
+  CHECK(graph.report().has("fp16"));
+}
+
+TEST_CASE("cuda: run() takes device tensors and returns device logits", "[gpu][graph]") {
+  const Fixture f("vit_ti16_64");
+  auto engine = compile<O3, backend::Cuda>(models::vit_ti_16(f.weights), {.max_batch = 32});
+  Tensor device_input = Tensor::empty(f.input.shape(), DType::f32, Device::cuda());
+  REQUIRE(cudaMemcpy(device_input.data(), f.input.data(), f.input.nbytes(), cudaMemcpyHostToDevice) == cudaSuccess);
+  const Tensor device_logits = engine.run(device_input);
+  REQUIRE(device_logits.device() == Device::cuda());
+  Tensor host = Tensor::empty(device_logits.shape());
+  REQUIRE(cudaMemcpy(host.data(), device_logits.data(), host.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
+  check_agreement<O3>(compare_logits(host, f.logits), "device input");
+}
+
+TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when corrupt or foreign", "[gpu][cache]") {
+  const auto dir = fresh_directory("visopt_cache_test");
+  const auto model = models::resnet18(models::RandomWeights{5});
+  const Tensor images = Tensor::zeros({2, 3, 64, 64});
+  CompileOptions options{.max_batch = 2, .cache_dir = dir.string(), .image_size = 64};
+  Tensor first;
+  {
+    auto engine = compile<O1, backend::Cuda>(model, options);
+    first = engine.run(images);
+    CHECK(engine.executor().context().cache()->misses() > 0);
+  }  // the cache is saved when the engine goes
+  const auto file = dir / "cuda-algorithms.json";
+  REQUIRE(std::filesystem::exists(file));
+  {
+    auto engine = compile<O1, backend::Cuda>(model, options);
+    const auto* cache = engine.executor().context().cache();
+    CHECK(cache->hits() > 0);
+    CHECK(cache->misses() == 0);  // a second compile() searches nothing
+    CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
+  }
+  std::ofstream(file, std::ios::trunc) << "{ not json";
+  {
+    auto engine = compile<O1, backend::Cuda>(model, options);
+    CHECK(engine.executor().context().cache()->warning().find("ignoring") != std::string::npos);
+    CHECK(engine.executor().context().cache()->hits() == 0);
+    CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
+  }
+  std::ofstream(file, std::ios::trunc)
+      << R"({"format": "visopt-algorithm-cache", "version": 1, "identity": "another GPU", "entries": {}})";
+  {
+    auto engine = compile<O1, backend::Cuda>(model, options);
+    CHECK(engine.executor().context().cache()->warning().find("written for another GPU") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cuda: out of memory at compile() is a visopt::Error, and a smaller compile() still works", "[gpu][errors]") {
+  const auto model = models::resnet50(models::RandomWeights{});
+  VISOPT_REQUIRE_ERROR((compile<O0, backend::Cuda>(model, {.max_batch = 100000, .image_size = 224})), "out of memory");
+  auto engine = compile<O0, backend::Cuda>(model, {.max_batch = 2, .image_size = 64});
+  CHECK(engine.run(Tensor::zeros({2, 3, 64, 64})).dim(1) == 1000);
+  VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(model, {.max_batch = 1, .device = 99})), "CompileOptions::device is 99");
+  VISOPT_REQUIRE_ERROR(engine.run(Tensor::zeros({3, 3, 64, 64})), "batch of 3 images, but the engine was compiled for 1..2");
+}
+
+TEST_CASE("cuda: with no GPU, compile() says so", "[nogpu]") {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
+    VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(models::resnet18(models::RandomWeights{}), {.max_batch = 1, .device = count})),
+                         "CompileOptions::device is");
+    return;
+  }
+  VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(models::resnet18(models::RandomWeights{}), {.max_batch = 1})),
+                       "no GPU is visible");
+}

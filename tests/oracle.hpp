@@ -1,0 +1,62 @@
+#pragma once
+// Comparing logits with the PyTorch oracle as CONVENTIONS.md defines it: r = max|y − ref| / max|ref|,
+// cosine similarity, and top-1 agreement over the batch; plus where the fixtures live.
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <visopt/core/tensor.hpp>
+#include <visopt/io/safetensors.hpp>
+
+namespace visopt::testing {
+
+struct Agreement {
+  double relative_error = 0;  // r
+  double cosine = 0;
+  double top1 = 0;            // fraction of images whose arg-max agrees
+};
+
+inline Agreement compare_logits(const Tensor& y, const Tensor& ref) {
+  require(y.shape() == ref.shape(), "compare_logits: shapes ", y.shape(), " and ", ref.shape(), " differ");
+  const Tensor a = y.to(DType::f32), b = ref.to(DType::f32);
+  const float* p = a.data_as<float>();
+  const float* q = b.data_as<float>();
+  double max_diff = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    max_diff = std::max(max_diff, std::abs(double(p[i]) - q[i]));
+    max_ref = std::max(max_ref, std::abs(double(q[i])));
+    dot += double(p[i]) * q[i];
+    na += double(p[i]) * p[i];
+    nb += double(q[i]) * q[i];
+  }
+  const std::int64_t rows = a.dim(0), cols = a.numel() / rows;
+  std::int64_t agree = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    auto argmax = [&](const float* row) { return std::max_element(row, row + cols) - row; };
+    agree += argmax(p + r * cols) == argmax(q + r * cols);
+  }
+  return {max_diff / max_ref, dot / std::sqrt(na * nb), double(agree) / double(rows)};
+}
+
+/// The directory make_fixtures.py wrote to (CTest sets VISOPT_FIXTURE_DIR).
+inline std::filesystem::path fixture_dir() {
+  const char* dir = std::getenv("VISOPT_FIXTURE_DIR");
+  require(dir != nullptr, "tests: VISOPT_FIXTURE_DIR is not set; run the tests through ctest, which makes the fixtures");
+  return dir;
+}
+
+inline std::filesystem::path fixture(const std::string& file) { return fixture_dir() / file; }
+
+/// Tolerances of CONVENTIONS.md by the precision the engine computes in.
+struct Tolerance {
+  double relative_error;
+  double min_cosine;
+};
+inline constexpr Tolerance fp32_tolerance{1e-4, 0.0};
+inline constexpr Tolerance tf32_tolerance{1e-2, 0.0};
+inline constexpr Tolerance half_tolerance{5e-2, 0.999};
+inline constexpr double min_top1 = 0.99;
+
+}  // namespace visopt::testing
