@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running visopt needs on Debian 12, from Debian's packages only.
+# Idempotent: apt-get skips what is already there. Run as root (or with sudo).
+set -euo pipefail
+packages=(
+  g++ cmake make                       # toolchain
+  libeigen3-dev nlohmann-json3-dev     # core headers: Eigen (reference backend), JSON (safetensors, reports)
+  libdnnl-dev                          # oneDNN CPU backend (optional: the build skips it when absent)
+  libstb-dev libcli11-dev              # examples: image loading, command lines
+  catch2                               # tests
+  python3-torch python3-torchvision    # the oracle: fixtures and expected logits
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  echo "visopt: installing ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
