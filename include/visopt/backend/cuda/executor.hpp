@@ -42,6 +42,7 @@ class Executor {
   static constexpr bool tensor_cores = !std::is_same_v<typename P::precision, precision::fp32>;
   static constexpr bool captures = P::execution::static_plan;
   static constexpr MemoryFormat image_format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  static constexpr std::string_view precision_name = dtype == DType::f16 ? "fp16" : dtype == DType::bf16 ? "bf16" : "fp32";
 
   using Conv = std::shared_ptr<Convolution>;
   using Linear = std::shared_ptr<Gemm>;
@@ -61,11 +62,14 @@ class Executor {
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
       : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir), report_(&report) {
     report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
-    report.compute_precision = std::string(dtype_name(dtype)) +
+    report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
     if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN and cuBLASLt may use TF32 tensor cores");
     else if constexpr (dtype == DType::f32) report.skipped("tf32", "precision=fp32 keeps full fp32 math");
-    if constexpr (dtype != DType::f32) report.applied(std::string(dtype_name(dtype)), "weights and activations in " + std::string(dtype_name(dtype)) + ", fp32 accumulation; LayerNorm and softmax in fp32");
+    if constexpr (dtype != DType::f32) {
+      report.applied(std::string(precision_name), "weights and activations in " + std::string(precision_name) +
+                                                      ", fp32 accumulation; LayerNorm and softmax in fp32");
+    }
     if constexpr (nhwc) report.applied("channels_last", "NHWC activations end to end; one conversion kernel at the input");
     if (auto* cache = context_.cache()) {
       report.applied("measured_tuning", "algorithms timed on first run of each shape, cached in " + cache->file().string());
