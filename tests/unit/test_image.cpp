@@ -1,0 +1,354 @@
+// Image loading, torchvision-style preprocessing, batching and class-name files (visopt/io).
+
+// The one translation unit of visopt_tests that compiles stb_image (and, for writing test PNGs,
+// stb_image_write); every other file that includes visopt/io/image.hpp must not define these.
+#define VISOPT_STB_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <visopt/io/class_names.hpp>
+#include <visopt/io/image.hpp>
+
+#if __has_include(<stb/stb_image_write.h>)
+#include <stb/stb_image_write.h>
+#else
+#include <stb_image_write.h>
+#endif
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using visopt::io::Image;
+
+/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device entropy;
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path = fs::temp_directory_path() / ("visopt_image_" + std::to_string(stamp) + "_" + std::to_string(entropy()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+Image make_image(int width, int height, std::uint8_t (*r)(int, int), std::uint8_t (*g)(int, int),
+                 std::uint8_t (*b)(int, int)) {
+  Image image{width, height, std::vector<std::uint8_t>(static_cast<std::size_t>(width * height * 3))};
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const auto i = static_cast<std::size_t>((y * width + x) * 3);
+      image.rgb[i] = r(x, y);
+      image.rgb[i + 1] = g(x, y);
+      image.rgb[i + 2] = b(x, y);
+    }
+  }
+  return image;
+}
+
+Image constant_image(int width, int height, std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+  Image image{width, height, {}};
+  for (int i = 0; i < width * height; ++i) image.rgb.insert(image.rgb.end(), {r, g, b});
+  return image;
+}
+
+void put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+void put_le32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+void put_le16(std::vector<std::uint8_t>& out, std::uint16_t v) {
+  out.push_back(static_cast<std::uint8_t>(v));
+  out.push_back(static_cast<std::uint8_t>(v >> 8));
+}
+
+std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
+  std::uint32_t crc = 0xffffffffu;
+  for (std::size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+/// A PNG signature and a valid IHDR chunk (8-bit RGB) claiming width x height; no pixel data follows.
+std::vector<std::uint8_t> png_header(std::uint32_t width, std::uint32_t height) {
+  std::vector<std::uint8_t> png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  put_be32(png, 13);
+  const std::size_t chunk = png.size();
+  png.insert(png.end(), {'I', 'H', 'D', 'R'});
+  put_be32(png, width);
+  put_be32(png, height);
+  png.insert(png.end(), {8, 2, 0, 0, 0});  // bit depth, colour type RGB, compression, filter, interlace
+  put_be32(png, crc32(png.data() + chunk, png.size() - chunk));
+  return png;
+}
+
+/// The start of a baseline JPEG: SOI, an APP0 segment, then a start-of-frame claiming width x height.
+std::vector<std::uint8_t> jpeg_header(std::uint16_t width, std::uint16_t height) {
+  std::vector<std::uint8_t> jpg{0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0};
+  jpg.insert(jpg.end(), {0xff, 0xc0, 0, 17, 8});
+  jpg.insert(jpg.end(), {static_cast<std::uint8_t>(height >> 8), static_cast<std::uint8_t>(height),
+                         static_cast<std::uint8_t>(width >> 8), static_cast<std::uint8_t>(width)});
+  jpg.insert(jpg.end(), {3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1});  // three components, 4:2:0
+  return jpg;
+}
+
+/// A 24-bit BMP; a negative height stores the rows top-down. `rgb` may be empty to make a header only.
+std::vector<std::uint8_t> bmp(std::int32_t width, std::int32_t height, const std::vector<std::uint8_t>& rgb) {
+  const std::uint32_t row_bytes = (static_cast<std::uint32_t>(width) * 3 + 3) / 4 * 4;
+  const std::uint32_t rows = static_cast<std::uint32_t>(height < 0 ? -height : height);
+  std::vector<std::uint8_t> out{'B', 'M'};
+  put_le32(out, 54 + row_bytes * rows);
+  put_le32(out, 0);   // reserved
+  put_le32(out, 54);  // pixel data offset
+  put_le32(out, 40);  // BITMAPINFOHEADER
+  put_le32(out, static_cast<std::uint32_t>(width));
+  put_le32(out, static_cast<std::uint32_t>(height));
+  put_le16(out, 1);   // planes
+  put_le16(out, 24);  // bits per pixel
+  // No compression, then image size, resolutions and palette counts left at 0.
+  for (int i = 0; i < 6; ++i) put_le32(out, 0);
+  if (rgb.empty()) return out;
+  for (std::uint32_t stored = 0; stored < rows; ++stored) {
+    const std::uint32_t y = height < 0 ? stored : rows - 1 - stored;  // positive height: bottom row first
+    for (std::int32_t x = 0; x < width; ++x) {
+      const std::size_t i =
+          (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)) * 3;
+      out.insert(out.end(), {rgb[i + 2], rgb[i + 1], rgb[i]});
+    }
+    for (std::uint32_t pad = static_cast<std::uint32_t>(width) * 3; pad < row_bytes; ++pad) out.push_back(0);
+  }
+  return out;
+}
+
+float at(const visopt::Tensor& t, int c, int y, int x) { return t.data_as<float>()[(c * t.dim(1) + y) * t.dim(2) + x]; }
+
+fs::path bundled_data_dir() {
+  return fs::path(__FILE__).parent_path().parent_path().parent_path() / "examples" / "data";
+}
+
+}  // namespace
+
+TEST_CASE("a PNG written by stb_image_write reads back pixel for pixel", "[image]") {
+  TempDir dir;
+  const Image original = make_image(
+      7, 5, [](int x, int y) { return static_cast<std::uint8_t>(x * 30 + y); },
+      [](int x, int y) { return static_cast<std::uint8_t>(255 - y * 40 - x); },
+      [](int x, int y) { return static_cast<std::uint8_t>((x * y * 17) % 256); });
+  const fs::path file = dir.path / "colour.png";
+  REQUIRE(stbi_write_png(file.string().c_str(), original.width, original.height, 3, original.rgb.data(),
+                         original.width * 3) != 0);
+
+  const Image loaded = visopt::io::load_image(file);
+  CHECK(loaded.width == 7);
+  CHECK(loaded.height == 5);
+  CHECK(loaded.rgb == original.rgb);
+
+  std::ifstream in(file, std::ios::binary);
+  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(visopt::io::load_image_from_memory(bytes).rgb == original.rgb);
+}
+
+TEST_CASE("grey and top-down BMP images load as RGB in row order", "[image]") {
+  TempDir dir;
+  const std::vector<std::uint8_t> grey{0, 50, 100, 150, 200, 250};
+  const fs::path file = dir.path / "grey.png";
+  REQUIRE(stbi_write_png(file.string().c_str(), 3, 2, 1, grey.data(), 3) != 0);
+  const Image loaded = visopt::io::load_image(file);
+  REQUIRE(loaded.rgb.size() == 18);
+  for (std::size_t i = 0; i < grey.size(); ++i) {
+    CHECK(loaded.rgb[i * 3] == grey[i]);
+    CHECK(loaded.rgb[i * 3 + 1] == grey[i]);
+    CHECK(loaded.rgb[i * 3 + 2] == grey[i]);
+  }
+
+  const std::vector<std::uint8_t> rgb{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};  // 3x2
+  for (const std::int32_t height : {2, -2}) {
+    const Image image = visopt::io::load_image_from_memory(bmp(3, height, rgb), "tiny.bmp");
+    CHECK(image.width == 3);
+    CHECK(image.height == 2);
+    CHECK(image.rgb == rgb);
+  }
+}
+
+TEST_CASE("the bundled sample JPEG and class list load", "[image]") {
+  const Image sample = visopt::io::load_image(bundled_data_dir() / "sample.jpg");
+  CHECK(sample.width == 384);
+  CHECK(sample.height == 450);
+  const visopt::Tensor x = visopt::io::preprocess(sample);
+  CHECK(x.shape() == visopt::Shape{3, 224, 224});
+
+  const auto names = visopt::io::load_class_names(bundled_data_dir() / "imagenet_classes.txt", 1000);
+  CHECK(names.front() == "tench");
+  CHECK(names[281] == "tabby");
+  CHECK(names.back() == "toilet tissue");
+}
+
+TEST_CASE("resize follows a triangle filter that widens when shrinking", "[image]") {
+  // 4 -> 2 pixels: scale 2, so the filter radius is 2 input pixels. Output 0 is centred at 1.0 and sees
+  // input centres 0.5, 1.5, 2.5 with weights 0.75, 0.75, 0.25 (normalised by 1.75).
+  const Image row{4, 1, {0, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255}};
+  const Image half = visopt::io::resize_image(row, 2, 1);
+  REQUIRE(half.rgb.size() == 6);
+  CHECK(half.rgb[0] == 71);   // (0*.75 + 100*.75 + 200*.25) / 1.75 = 71.4; PIL 9.4 BILINEAR gives 71 too
+  CHECK(half.rgb[3] == 209);  // (100*.25 + 200*.75 + 255*.75) / 1.75 = 209.3; PIL: 209
+
+  // 2 -> 4 pixels (enlarging): plain bilinear between pixel centres, edges clamped.
+  const Image pair{2, 1, {0, 0, 0, 200, 200, 200}};
+  const Image wide = visopt::io::resize_image(pair, 4, 1);
+  CHECK(std::vector<int>{wide.rgb[0], wide.rgb[3], wide.rgb[6], wide.rgb[9]} == std::vector<int>{0, 50, 150, 200});
+
+  const Image same = visopt::io::resize_image(row, 4, 1);
+  CHECK(same.rgb == row.rgb);
+  VISOPT_REQUIRE_ERROR(visopt::io::resize_image(row, 0, 1), "target size 0x1");
+}
+
+TEST_CASE("preprocess resizes the shorter side, centre-crops and normalises exactly", "[image]") {
+  const visopt::io::Preprocess options;
+  SECTION("a constant 300x200 image becomes (v/255 - mean)/std everywhere") {
+    const std::array<std::uint8_t, 3> colour{10, 128, 250};
+    for (const auto& [w, h] : {std::pair{300, 200}, std::pair{200, 300}}) {
+      const Image image = constant_image(w, h, colour[0], colour[1], colour[2]);
+      const Image resized = visopt::io::resize_image(image, w > h ? 384 : 256, w > h ? 256 : 384);
+      CHECK(resized.rgb == constant_image(resized.width, resized.height, colour[0], colour[1], colour[2]).rgb);
+
+      const visopt::Tensor x = visopt::io::preprocess(image, options);
+      REQUIRE(x.shape() == visopt::Shape{3, 224, 224});
+      REQUIRE(x.dtype() == visopt::DType::f32);
+      for (int c = 0; c < 3; ++c) {
+        const auto k = static_cast<std::size_t>(c);
+        const float expected = (static_cast<float>(colour[k]) / 255.0f - options.mean[k]) / options.std[k];
+        int mismatches = 0;
+        for (int y = 0; y < 224; ++y) {
+          for (int px = 0; px < 224; ++px) mismatches += at(x, c, y, px) != expected ? 1 : 0;
+        }
+        CHECK(mismatches == 0);
+      }
+    }
+  }
+  SECTION("the crop is centred with Python's round-half-to-even offset") {
+    // The shorter side is already 256, so nothing is resampled and pixel (x, y) keeps R = x, G = y.
+    for (const auto& [width, left] : {std::pair{256, 16}, std::pair{300, 38}, std::pair{257, 16}, std::pair{259, 18}}) {
+      const Image image = make_image(
+          width, 256, [](int x, int) { return static_cast<std::uint8_t>(x % 256); },
+          [](int, int y) { return static_cast<std::uint8_t>(y); }, [](int, int) { return std::uint8_t{0}; });
+      const visopt::Tensor x = visopt::io::preprocess(image, options);
+      REQUIRE(x.shape() == visopt::Shape{3, 224, 224});
+      for (const int px : {0, 100, 223}) {
+        const float r = static_cast<float>((px + left) % 256) / 255.0f;
+        const float g = static_cast<float>(5 + 16) / 255.0f;  // row 5 of the crop is row 16 of the image
+        CHECK(at(x, 0, 5, px) == (r - options.mean[0]) / options.std[0]);
+        CHECK(at(x, 1, 5, px) == (g - options.mean[1]) / options.std[1]);
+      }
+    }
+  }
+  SECTION("bad options are rejected") {
+    const Image image = constant_image(8, 8, 1, 2, 3);
+    VISOPT_REQUIRE_ERROR(visopt::io::preprocess(image, {.resize = 200, .crop = 224}), "crop 224 and resize 200");
+    VISOPT_REQUIRE_ERROR(visopt::io::preprocess(Image{}), "image is 0x0");
+  }
+}
+
+TEST_CASE("unreadable images are rejected with the file's name and the reason", "[image]") {
+  TempDir dir;
+  SECTION("missing file and directory") {
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image(dir.path / "missing.png"), "missing.png': no such file");
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image(dir.path), "not a regular file");
+  }
+  SECTION("empty, corrupt and truncated data") {
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory({}, "empty.png"),
+                         "io: cannot read image 'empty.png': it is empty");
+    const std::vector<std::uint8_t> junk{'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'};
+    write_bytes(dir.path / "junk.jpg", junk);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image(dir.path / "junk.jpg"), "junk.jpg': not a JPEG, PNG, BMP or GIF image");
+    // stb_image 2.27 reads past its buffer on a 16-bit PGM (CVE-2021-42716): formats beyond these four are refused.
+    const std::string pgm = "P5\n2 2\n65535\n\1\2\3\4\5\6\7\10";
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(std::vector<std::uint8_t>(pgm.begin(), pgm.end()), "x.pgm"),
+                         "x.pgm': not a JPEG, PNG, BMP or GIF image");
+    // A Huffman table of 654 codes (at most 256 exist) would overrun stb_image 2.27's tables: refused first.
+    std::vector<std::uint8_t> bad_table = jpeg_header(8, 8);
+    const std::vector<std::uint8_t> counts{0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 99, 99, 99, 99, 255};
+    bad_table.insert(bad_table.end(), {0xff, 0xc4, static_cast<std::uint8_t>((2 + 17 + 654) >> 8),
+                                       static_cast<std::uint8_t>(2 + 17 + 654), 0x00});
+    bad_table.insert(bad_table.end(), counts.begin(), counts.end());
+    bad_table.resize(bad_table.size() + 654, 0);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bad_table, "bad.jpg"),
+                         "'bad.jpg': corrupt JPEG: a Huffman table defines 654 codes, at most 256 are possible");
+    // A valid header for a small image whose pixel data is missing: accepted by stbi_info, fails to decode.
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(4, 4), "truncated.png"),
+                         "io: cannot read image 'truncated.png': ");
+  }
+  SECTION("absurd dimensions, refused from the header alone") {
+    // 60000x60000 RGB is past stb's own 1 GiB limit, so stbi_info itself refuses it and says only
+    // "unknown image type"; the message must still give the claimed size.
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(60000, 60000), "huge.png"),
+                         "io: cannot read image 'huge.png': its header claims 60000x60000 pixels; the largest side "
+                         "accepted is 16384");
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(jpeg_header(30000, 40000), "huge.jpg"),
+                         "'huge.jpg': its header claims 30000x40000 pixels");
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bmp(60000, 60000, {}), "huge.bmp"),
+                         "'huge.bmp': its header claims 60000x60000 pixels; the largest side accepted is 16384");
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(20000, 1), "wide.png"),
+                         "its header claims 20000x1 pixels; the largest side accepted is 16384");
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(12000, 12000), "big.png"),
+                         "its header claims 12000x12000 pixels; at most 100000000 pixels are accepted");
+  }
+}
+
+TEST_CASE("stack_images batches [C,H,W] tensors and refuses mismatches", "[image]") {
+  std::vector<float> a(24), b(24);
+  for (std::size_t i = 0; i < 24; ++i) {
+    a[i] = static_cast<float>(i);
+    b[i] = -static_cast<float>(i);
+  }
+  const visopt::Tensor batch =
+      visopt::io::stack_images({visopt::Tensor::from_vector({3, 2, 4}, a), visopt::Tensor::from_vector({3, 2, 4}, b)});
+  REQUIRE(batch.shape() == visopt::Shape{2, 3, 2, 4});
+  CHECK(batch.data_as<float>()[23] == 23.0f);
+  CHECK(batch.data_as<float>()[24 + 23] == -23.0f);
+
+  VISOPT_REQUIRE_ERROR(visopt::io::stack_images({}), "no images");
+  VISOPT_REQUIRE_ERROR(
+      visopt::io::stack_images({visopt::Tensor::from_vector({3, 2, 4}, a), visopt::Tensor::from_vector({3, 4, 2}, b)}),
+      "image 1 is f32 [3,4,2] but image 0 is f32 [3,2,4]");
+  VISOPT_REQUIRE_ERROR(visopt::io::stack_images({visopt::Tensor::from_vector({24}, a)}), "expected [C,H,W]");
+}
+
+TEST_CASE("class-name files: one name per line, counted in every error", "[image][class_names]") {
+  TempDir dir;
+  write_text(dir.path / "three.txt", "tench\r\ngoldfish\ngreat white shark\n\n");
+  CHECK(visopt::io::load_class_names(dir.path / "three.txt") ==
+        std::vector<std::string>{"tench", "goldfish", "great white shark"});
+  VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "three.txt", 1000), "holds 3 names, expected 1000");
+
+  write_text(dir.path / "gap.txt", "a\n\nb\n");
+  VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "gap.txt"), "line 2 of 3 is blank");
+  write_text(dir.path / "empty.txt", "\n\n");
+  VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "empty.txt"), "holds no names");
+  VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "none.txt"), "none.txt'");
+}
