@@ -19,6 +19,7 @@
 #include "gemm.hpp"
 #include "graph.hpp"
 #include "kernels/attention.cuh"
+#include "kernels/attention_tensor_core.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/layer_norm.cuh"
 #include "kernels/pooling.cuh"
@@ -206,12 +207,27 @@ class Executor {
     require(d == heads * kernels::attention_head_dim, "cuda::attention: model width ", d, " with ", heads,
             " heads is not a head size of ", kernels::attention_head_dim);
     Tensor y = context_.allocate({b, l, d}, dtype);
-    const dim3 grid(static_cast<unsigned>((l + kernels::attention_queries_per_block - 1) / kernels::attention_queries_per_block),
-                    static_cast<unsigned>(b * heads));
     const float scale = 1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim));
+    const auto bh = static_cast<unsigned>(b * heads);
     launch("attention", [&](auto tag) {
       using T = decltype(tag);
-      kernels::attention_kernel<T><<<grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
+      const dim3 simt_grid(static_cast<unsigned>((l + kernels::attention_queries_per_block - 1) / kernels::attention_queries_per_block), bh);
+      if constexpr (std::is_same_v<T, float>) {  // fp32 levels: exact fp32 math on CUDA cores
+        kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
+      } else if (context_.device().major < 8) {  // no sm_80 tensor-core fragments for this type
+        kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
+      } else {
+        constexpr std::size_t shared = kernels::tc_attention_shared_bytes<T>();
+        static const bool configured = [] {
+          VISOPT_CUDA_CHECK(cudaFuncSetAttribute(kernels::attention_tensor_core_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(shared)));
+          return true;
+        }();
+        (void)configured;
+        const dim3 grid(static_cast<unsigned>((l + kernels::tc_attention_queries - 1) / kernels::tc_attention_queries), bh);
+        kernels::attention_tensor_core_kernel<T><<<grid, kernels::tc_attention_warps * 32, shared, stream()>>>(
+            in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
+      }
     });
     return y;
   }
