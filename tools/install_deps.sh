@@ -9,6 +9,7 @@ packages=(
   libstb-dev libcli11-dev              # examples: image loading, command lines
   catch2                               # tests
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits
+  libopenblas0-pthread                 # a fast BLAS for that torch (Debian's default reference BLAS is ~10x slower)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Make the PyTorch oracle fixtures that visopt's C++ tests compare against.
+
+For each fixture NAME this writes, into --out:
+  NAME.weights.safetensors  the model's state_dict in float32 under torchvision names
+                            (without num_batches_tracked)
+  NAME.io.safetensors       "input"  float32 [B, 3, H, W], a seeded N(0, 1) batch
+                            "logits" float32 [B, num_classes], the model's output computed in float64
+and for vit_ti16_64 also NAME.timm.safetensors, the same weights under timm names.
+
+The weights are random but realistic (CONVENTIONS.md, "The oracle and its fixtures"): ResNet
+BatchNorms get non-trivial affine parameters (small gains at the end of residual branches, as in
+trained ResNets) and running statistics calibrated on random images; ViT LayerNorms get
+non-trivial affine parameters; the classifier is calibrated so that logits spread over a few
+units and depend on the image, so that top-1 agreement with the oracle means something.
+
+A fixture whose files all exist with matching metadata is skipped, so re-running is cheap; every
+file is written atomically. Runs under torch 1.13 / torchvision 0.14 (Debian) and torch 2.x.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+import torch
+import torchvision
+from torchvision.models.vision_transformer import VisionTransformer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_metadata, write_safetensors  # noqa: E402
+from weight_names import rename_vit_state_dict  # noqa: E402
+
+# Bump when the recipe changes (initialisation, calibration, input), so that old fixtures are remade.
+RECIPE_VERSION = "5"
+BATCH = 32
+
+# A trained classifier's logits spread over a few units and depend on the image; random weights
+# give neither, so the head is calibrated (calibrate_classifier) to logits of this standard
+# deviation on random images, centred so that the image, not a shared offset, decides the top-1.
+LOGIT_STD = 2.0
+HEAD_BIAS_STD = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Fixture:
+    name: str
+    model: str            # what the metadata calls the architecture
+    family: str           # "resnet" or "vit"
+    image_size: int
+    seed: int
+    build: object         # () -> torch.nn.Module, called right after torch.manual_seed(seed)
+    calibration_passes: int = 4
+    timm_copy: bool = False
+
+
+def _vit(image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim):
+    return lambda: VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers,
+                                     num_heads=num_heads, hidden_dim=hidden_dim, mlp_dim=mlp_dim)
+
+
+FIXTURES = {fixture.name: fixture for fixture in [
+    Fixture("resnet18_64", "resnet18", "resnet", 64, 1801, torchvision.models.resnet18),
+    Fixture("resnet50_64", "resnet50", "resnet", 64, 5001, torchvision.models.resnet50),
+    Fixture("resnet50_224", "resnet50", "resnet", 224, 5002, torchvision.models.resnet50, calibration_passes=2),
+    Fixture("vit_ti16_64", "vit_ti_16", "vit", 64, 1601, _vit(64, 16, 12, 3, 192, 768), timm_copy=True),
+    Fixture("vit_b16_64", "vit_b_16", "vit", 64, 1602, _vit(64, 16, 12, 12, 768, 3072)),
+    Fixture("vit_b16_224", "vit_b_16", "vit", 224, 1603, torchvision.models.vit_b_16),
+    Fixture("vit_s32_64", "vit_s_32", "vit", 64, 3201, _vit(64, 32, 12, 6, 384, 1536)),
+]}
+
+
+def fixture_paths(out_dir, fixture):
+    """{role: path} of every file the fixture consists of."""
+    paths = {
+        "weights": os.path.join(out_dir, f"{fixture.name}.weights.safetensors"),
+        "io": os.path.join(out_dir, f"{fixture.name}.io.safetensors"),
+    }
+    if fixture.timm_copy:
+        paths["timm"] = os.path.join(out_dir, f"{fixture.name}.timm.safetensors")
+    return paths
+
+
+def fixture_identity(fixture, device):
+    """The metadata that decides whether existing files are this fixture (all values strings)."""
+    return {
+        "fixture": fixture.name,
+        "model": fixture.model,
+        "image_size": str(fixture.image_size),
+        "batch": str(BATCH),
+        "seed": str(fixture.seed),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "recipe": RECIPE_VERSION,
+        "device": device,
+    }
+
+
+def is_up_to_date(paths, identity):
+    """True when every file exists and carries the identity in its metadata."""
+    for path in paths.values():
+        if not os.path.exists(path):
+            return False
+        try:
+            metadata = read_metadata(path)
+        except (OSError, ValueError):
+            return False
+        if any(metadata.get(key) != value for key, value in identity.items()):
+            return False
+    return True
+
+
+def random_images(seed, image_size, batch=BATCH):
+    """A seeded N(0, 1) batch [batch, 3, H, W] in float32 on the CPU (the same on every device)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, image_size, image_size, generator=generator)
+
+
+def randomize_batch_norms(model):
+    """Give every BatchNorm non-trivial affine parameters: weight U(0.5, 1.5), bias N(0, 0.2); except
+    the last BatchNorm of each residual branch (bn2 of a BasicBlock, bn3 of a Bottleneck), whose
+    weight is U(0.05, 0.3).
+
+    Trained ResNets have such small gains at the end of their residual branches (torchvision's
+    zero_init_residual starts them at 0). With gains near 1 instead, 50 random layers amplify
+    rounding so much that torch's own float32 result is 7e-5 (relative to max|logit|) away from
+    float64 on resnet50_64, at the fp32 tolerance itself, and fp16 rounding of the weights alone
+    moves the logits by 1e-1; with these gains, 3e-6 and 4e-3.
+    """
+    residual_branch_ends = set()
+    for module in model.modules():
+        if isinstance(module, (torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck)):
+            residual_branch_ends.add(module.bn3 if hasattr(module, "bn3") else module.bn2)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                if module in residual_branch_ends:
+                    module.weight.uniform_(0.05, 0.3)
+                else:
+                    module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.2)
+
+
+def calibrate_batch_norms(model, fixture, device):
+    """Set running statistics to the cumulative average over train-mode passes on random images."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+            module.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        for index in range(fixture.calibration_passes):
+            images = random_images(fixture.seed + 1000 + index, fixture.image_size).to(device)
+            model(images)
+    model.eval()
+
+
+def classifier_of(model):
+    """The final Linear layer: ResNet's fc, ViT's heads.head."""
+    return model.fc if hasattr(model, "fc") else model.heads.head
+
+
+def calibrate_classifier(model, fixture, device):
+    """Random head weights scaled so that logits of random images have standard deviation
+    LOGIT_STD, and a bias that centres them (plus a little noise).
+
+    The features that reach the head share a large mean across images (average-pooled post-ReLU
+    maps, a ViT's class token after many random blocks); with an uncentred head that mean decides
+    the top-1 for most images whatever the input, and the top-1 check would test nothing.
+    """
+    head = classifier_of(model)
+    features = []
+    hook = head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0].detach()))
+    with torch.no_grad():
+        model.eval()(random_images(fixture.seed + 1000, fixture.image_size).to(device))
+    hook.remove()
+    features = features[0].to(torch.float64)
+    mean = features.mean(dim=0)
+    with torch.no_grad():
+        weight = torch.randn(head.weight.shape, dtype=torch.float64).to(device)
+        weight *= LOGIT_STD / (features - mean).matmul(weight.t()).std()
+        noise = HEAD_BIAS_STD * torch.randn(head.bias.shape, dtype=torch.float64).to(device)
+        head.weight.copy_(weight)
+        head.bias.copy_(noise - weight.matmul(mean))
+
+
+def randomize_vit(model):
+    """Non-trivial LayerNorm affines: weight U(0.5, 1.5), bias N(0, 0.1); class token and position
+    embedding N(0, 0.02) (torchvision zero-initialises the class token)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+        model.class_token.normal_(0.0, 0.02)
+        model.encoder.pos_embedding.normal_(0.0, 0.02)
+
+
+def build_model(fixture, device):
+    """The fixture's model with realistic random weights, in eval mode, float32, on `device`."""
+    torch.manual_seed(fixture.seed)
+    model = fixture.build()
+    if fixture.family == "resnet":
+        randomize_batch_norms(model)
+        model.to(device)
+        calibrate_batch_norms(model, fixture, device)
+    else:
+        randomize_vit(model)
+        model.to(device)
+    calibrate_classifier(model, fixture, device)
+    return model.eval()
+
+
+def float32_state_dict(model):
+    """The state_dict as CPU float32 copies, without BatchNorm's num_batches_tracked."""
+    return {name: tensor.detach().to("cpu", torch.float32).clone()
+            for name, tensor in model.state_dict().items() if not name.endswith("num_batches_tracked")}
+
+
+def oracle_logits(model, images, device):
+    """The model's logits computed in float64 (the model is converted in place), returned as float32."""
+    model.double()
+    with torch.no_grad():
+        logits = model(images.to(device, torch.float64))
+    return logits.to("cpu", torch.float32)
+
+
+def logit_statistics(logits):
+    """Numbers that say whether the top-1 class is a meaningful check on this batch."""
+    top2 = logits.topk(2, dim=1).values
+    margins = top2[:, 0] - top2[:, 1]
+    # How much the logits move between images, against their overall spread: near 0 means every
+    # image gets almost the same output, and the top-1 check would test nothing input-dependent.
+    across_images = logits.std(dim=0).mean() / logits.std()
+    return {
+        "logits_std": f"{logits.std().item():.4g}",
+        "margin_gt_0.1": f"{(margins > 0.1).double().mean().item():.4g}",
+        "median_margin": f"{margins.median().item():.4g}",
+        "min_margin": f"{margins.min().item():.4g}",
+        "distinct_top1": str(logits.argmax(dim=1).unique().numel()),
+        "input_dependence": f"{across_images.item():.4g}",
+    }
+
+
+def images_with_clear_winners(model, fixture, device, pool=4):
+    """The BATCH images, of pool·BATCH random candidates, whose top-1 logit leads the runner-up by
+    the widest margin (screened in float32). Top-1 agreement is the one check that a near-tie makes
+    meaningless: on the unselected images torch's own bf16 already disagrees with float64 on 1 in 32."""
+    candidates = random_images(fixture.seed + 2000, fixture.image_size, batch=pool * BATCH)
+    with torch.no_grad():
+        logits = torch.cat([model(chunk.to(device)).float().cpu() for chunk in candidates.split(BATCH)])
+    top2 = logits.topk(2, dim=1).values
+    margins = (top2[:, 0] - top2[:, 1]) / logits.abs().max()
+    keep = margins.argsort(descending=True)[:BATCH].sort().values
+    return candidates[keep].contiguous()
+
+
+def make_fixture(fixture, out_dir, device, force=False):
+    """Write the fixture's files unless they are up to date; returns (made, statistics)."""
+    paths = fixture_paths(out_dir, fixture)
+    identity = fixture_identity(fixture, device)
+    if not force and is_up_to_date(paths, identity):
+        return False, {key: value for key, value in read_metadata(paths["io"]).items() if key not in identity}
+
+    model = build_model(fixture, device)
+    weights = float32_state_dict(model)
+    images = images_with_clear_winners(model, fixture, device)
+    logits = oracle_logits(model, images, device)
+    statistics = logit_statistics(logits)
+
+    metadata = dict(identity, num_classes=str(logits.shape[1]))
+    write_safetensors(paths["weights"], weights, dict(metadata, names="torchvision"))
+    if fixture.timm_copy:
+        write_safetensors(paths["timm"], rename_vit_state_dict(weights, "torchvision", "timm"),
+                          dict(metadata, names="timm"))
+    # The io file last: its presence with matching metadata marks the whole fixture as done.
+    write_safetensors(paths["io"], {"input": images, "logits": logits}, dict(metadata, **statistics))
+    return True, statistics
+
+
+def warn_if_reference_blas():
+    """Debian's torch links libblas.so.3, which may be the unoptimised reference BLAS (when installed
+    without recommends); float64 matmuls and convolutions are then about 10x slower."""
+    try:
+        with open("/proc/self/maps") as maps:
+            libraries = {line.split()[-1] for line in maps if "libblas.so" in line}
+    except OSError:
+        return
+    for library in sorted(libraries):
+        if "/blas/libblas.so" in library:
+            print(f"make_fixtures: warning: torch uses the reference BLAS ({library}); the float64 oracle "
+                  "is about 10x slower than with an optimised one (Debian: apt-get install libopenblas0-pthread)",
+                  file=sys.stderr, flush=True)
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="Fixtures: " + ", ".join(FIXTURES))
+    parser.add_argument("--out", required=True, help="folder to write the fixtures into (created if missing)")
+    parser.add_argument("--only", nargs="+", choices=list(FIXTURES), metavar="NAME",
+                        help="make only these fixtures (default: all)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where torch calibrates and computes the oracle (default: cpu)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument("--force", action="store_true", help="remake fixtures even when they are up to date")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    if arguments.device == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("make_fixtures: --device cuda asked, but torch sees no CUDA device")
+        # The oracle is float64 anyway; keep the float32 calibration passes free of TF32 as well.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    torch.set_num_threads(arguments.threads)
+
+    names = arguments.only or list(FIXTURES)
+    if arguments.force or not all(is_up_to_date(fixture_paths(arguments.out, FIXTURES[name]),
+                                                 fixture_identity(FIXTURES[name], arguments.device)) for name in names):
+        warn_if_reference_blas()
+    started = time.perf_counter()
+    for name in names:
+        fixture_started = time.perf_counter()
+        made, statistics = make_fixture(FIXTURES[name], arguments.out, arguments.device, arguments.force)
+        seconds = time.perf_counter() - fixture_started
+        summary = " ".join(f"{key}={value}" for key, value in statistics.items())
+        print(f"{name}: {'made' if made else 'up to date'} in {seconds:.1f} s  {summary}", flush=True)
+    print(f"make_fixtures: {len(names)} fixture(s) in {time.perf_counter() - started:.1f} s "
+          f"(torch {torch.__version__}, {arguments.device}) -> {arguments.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
