@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -38,6 +39,15 @@ inline Agreement compare_logits(const Tensor& y, const Tensor& ref) {
     agree += argmax(p + r * cols) == argmax(q + r * cols);
   }
   return {max_diff / max_ref, dot / std::sqrt(na * nb), double(agree) / double(rows)};
+}
+
+/// The first `count` images of a host batch, as their own tensor.
+inline Tensor first_images(const Tensor& images, std::int64_t count) {
+  Shape shape = images.shape();
+  shape[0] = count;
+  Tensor out = Tensor::empty(shape);
+  std::memcpy(out.data(), images.data(), out.nbytes());
+  return out;
 }
 
 /// The directory make_fixtures.py wrote to (CTest sets VISOPT_FIXTURE_DIR).

@@ -15,18 +15,10 @@
 using namespace visopt;
 using visopt::testing::Agreement;
 using visopt::testing::compare_logits;
+using visopt::testing::first_images;
 using visopt::testing::fixture;
 
 namespace {
-
-/// The first `count` images of a batch (a view that owns nothing would do, but a copy keeps it simple).
-Tensor head(const Tensor& batch, std::int64_t count) {
-  Shape shape = batch.shape();
-  shape[0] = count;
-  Tensor out = Tensor::empty(shape);
-  std::memcpy(out.data(), batch.data(), out.nbytes());
-  return out;
-}
 
 template <class Level>
 void check_agreement(const Agreement& a, const char* what) {
@@ -115,11 +107,11 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
   auto eager = compile<O2::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
   for (int round = 0; round < 2; ++round) {
     for (std::int64_t n : {8, 3}) {
-      const Tensor images = head(f.input, n);
+      const Tensor images = first_images(f.input, n);
       const Tensor replayed = graph.run(images);
       const Agreement vs_eager = compare_logits(replayed, eager.run(images));
       CHECK(vs_eager.relative_error == 0.0);
-      check_agreement<O3>(compare_logits(replayed, head(f.logits, n)), "graph replay");
+      check_agreement<O3>(compare_logits(replayed, first_images(f.logits, n)), "graph replay");
     }
   }
   CHECK(graph.executor().graphs_captured() == 2);

@@ -19,7 +19,8 @@ class Context {
       : device_(prepare_device(device_index)),
         cudnn_(make_cudnn(stream_.get())),
         cublaslt_(make_cublaslt()),
-        pool_(Device::cuda(device_index)) {
+        pool_(Device::cuda(device_index)),
+        results_(Device::cuda(device_index)) {
     if (measured_tuning) {
       const std::string identity = visopt::detail::concat(device_.name, " sm_", device_.major, device_.minor, " cudnn ",
                                                           device_.cudnn_version, " cublasLt ", cublasLtGetVersion(),
@@ -34,6 +35,9 @@ class Context {
   cublasLtHandle_t cublaslt() const { return cublaslt_.get(); }
   runtime::ActivationPool& pool() { return pool_; }
   const runtime::ActivationPool& pool() const { return pool_; }
+  /// Device tensors handed to the caller: a block returns here when the caller drops its tensor, so a
+  /// caller that keeps one result at a time causes no allocation after the first run.
+  runtime::ActivationPool& results() { return results_; }
   /// The measured-algorithm cache, or null when tuning is heuristic.
   runtime::AlgorithmCache* cache() { return cache_.get(); }
 
@@ -68,7 +72,7 @@ class Context {
   Stream stream_;
   CudnnHandle cudnn_;
   CublasLtHandle cublaslt_;
-  runtime::ActivationPool pool_;
+  runtime::ActivationPool pool_, results_;
   Tensor workspace_;
   std::size_t workspace_bytes_ = 0;
   std::unique_ptr<runtime::AlgorithmCache> cache_;

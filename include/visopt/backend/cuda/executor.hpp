@@ -321,7 +321,7 @@ class Executor {
 
   /// Copies device f32 logits out to the caller's side (host, or a new device tensor) and waits.
   Tensor finish(const Tensor& logits, Device where) {
-    Tensor result = Tensor::empty(logits.shape(), DType::f32, where.is_cpu() ? Device::cpu() : Device::cuda(device()));
+    Tensor result = where.is_cpu() ? Tensor::empty(logits.shape()) : context_.results().allocate(logits.shape(), DType::f32);
     VISOPT_CUDA_CHECK(cudaMemcpyAsync(result.data(), logits.data(), logits.nbytes(),
                                       where.is_cpu() ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice, stream()));
     VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()));

@@ -38,7 +38,7 @@ class GraphCache {
       std::memcpy(result.data(), entry.pinned.get(), entry.logits.nbytes());
       return result;
     }
-    Tensor result = Tensor::empty(entry.logits.shape(), DType::f32, Device::cuda(context.device().index));
+    Tensor result = context.results().allocate(entry.logits.shape(), DType::f32);
     VISOPT_CUDA_CHECK(cudaMemcpyAsync(result.data(), entry.logits.data(), entry.logits.nbytes(), cudaMemcpyDeviceToDevice, stream));
     VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream));
     return result;
