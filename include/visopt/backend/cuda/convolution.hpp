@@ -93,8 +93,8 @@ class Convolution {
   }
 
   // Identity-activation fusion is only implemented by IMPLICIT_PRECOMP_GEMM in cuDNN's fused call.
-  bool algorithm_allowed(cudnnConvolutionFwdAlgo_t a) const {
-    return !fused_ || epilogue_.activation != nn::Activation::none || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  bool algorithm_allowed(const Plan& plan, cudnnConvolutionFwdAlgo_t a) const {
+    return !plan.fused || epilogue_.activation != nn::Activation::none || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   }
 
   Plan& plan_for(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
@@ -104,8 +104,11 @@ class Convolution {
     plan.x = tensor_descriptor(x.view());
     plan.y = tensor_descriptor(y.view());
     plan.fused = fused_;
-    choose_algorithm(context, x, y, plan);
-    if (plan.fused && !try_fused(context, x, y, residual, plan)) {
+    if (!choose_algorithm(context, x, y, plan) && plan.fused) {
+      plan.fused = false;  // no algorithm can fuse this shape: conv + epilogue kernel instead
+      ++fallbacks_;
+      require(choose_algorithm(context, x, y, plan), "cudnn: no convolution algorithm is available for ", describe(x.shape()));
+    } else if (plan.fused && !try_fused(context, x, y, residual, plan)) {
       plan.fused = false;  // cuDNN refused this fusion: run conv + epilogue kernel instead
       ++fallbacks_;
     }
@@ -126,15 +129,16 @@ class Convolution {
     return true;
   }
 
-  void choose_algorithm(Context& context, const Tensor& x, const Tensor& y, Plan& plan) {
+  /// Picks the plan's algorithm (false when none fits the plan's constraints).
+  bool choose_algorithm(Context& context, const Tensor& x, const Tensor& y, Plan& plan) {
     runtime::AlgorithmCache* cache = context.cache();
-    const std::string key = describe(x.shape()) + (fused_ ? (epilogue_.activation == nn::Activation::none ? " fused-identity" : " fused-relu") : " plain") +
+    const std::string key = describe(x.shape()) + (plan.fused ? (epilogue_.activation == nn::Activation::none ? " fused-identity" : " fused-relu") : " plain") +
                             " math=" + std::to_string(static_cast<int>(convolution_math()));
     if (cache) {
       if (auto hit = cache->find(key)) {
         plan.algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(hit->value("algorithm", 0));
         plan.math = static_cast<cudnnMathType_t>(hit->value("math", 0));
-        if (algorithm_allowed(plan.algorithm) && workspace_size(context, plan, plan.workspace)) return;
+        if (algorithm_allowed(plan, plan.algorithm) && workspace_size(context, plan, plan.workspace)) return true;
         cache->forget(key);  // an entry this cuDNN rejects is not trusted
       }
     }
@@ -154,14 +158,14 @@ class Convolution {
     }
     for (int i = 0; i < returned; ++i) {
       const auto& r = results[i];
-      if (r.status != CUDNN_STATUS_SUCCESS || !algorithm_allowed(r.algo) || r.memory > Context::workspace_limit) continue;
+      if (r.status != CUDNN_STATUS_SUCCESS || !algorithm_allowed(plan, r.algo) || r.memory > Context::workspace_limit) continue;
       plan.algorithm = r.algo;
       plan.math = r.mathType;
       if (!workspace_size(context, plan, plan.workspace)) continue;
       if (cache) cache->store(key, {{"algorithm", static_cast<int>(r.algo)}, {"math", static_cast<int>(r.mathType)}});
-      return;
+      return true;
     }
-    fail("cudnn: no convolution algorithm is available for " + describe(x.shape()));
+    return false;
   }
 
   cudnnMathType_t convolution_math() const {

@@ -61,7 +61,7 @@ class Executor {
   };
 
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
-      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir), report_(&report) {
+      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir) {
     report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
@@ -331,7 +331,6 @@ class Executor {
   friend class GraphCache;
 
   Context context_;
-  runtime::Report* report_;
   GraphCache graphs_;
 };
 
