@@ -7,6 +7,10 @@
 
 namespace visopt::nn {
 
+// A residual handed to an executor with an epilogue is consumed: the executor may write the result
+// over the residual's memory (oneDNN's sum post-op does), so callers pass only shortcuts they no
+// longer need (ResidualBlock and EncoderBlock do).
+
 /// y = activation(conv(x, w) + bias + residual)
 struct ConvEpilogue {
   bool residual = false;

@@ -1,0 +1,113 @@
+#pragma once
+// A 2-D convolution on oneDNN: weights packed once into the layout the primitive chose (and to bf16
+// when activations are), one primitive per input layout, and the epilogue y = act(conv + bias +
+// residual) as post-ops (sum, then eltwise): the residual is read from the destination itself.
+
+#include <string>
+
+#include "../../nn/epilogue.hpp"
+#include "../../nn/params.hpp"
+#include "primitive.hpp"
+
+namespace visopt::backend::onednn {
+
+/// oneDNN's eltwise algorithm for an activation (none has none).
+inline dnnl::algorithm eltwise_algorithm(nn::Activation act) {
+  switch (act) {
+    case nn::Activation::relu: return dnnl::algorithm::eltwise_relu;
+    case nn::Activation::gelu: return dnnl::algorithm::eltwise_gelu_erf;  // torch.nn.GELU(): the exact erf form
+    case nn::Activation::none: break;
+  }
+  return dnnl::algorithm::undef;
+}
+
+inline void append_activation(dnnl::post_ops& ops, nn::Activation act) {
+  if (act == nn::Activation::none) return;
+  VISOPT_DNNL(ops.append_eltwise(1.0f, eltwise_algorithm(act), 0.0f, 0.0f), "appending a ",
+              nn::activation_name(act), " post-op");
+}
+
+class ConvOp {
+ public:
+  ConvOp(const nn::Conv2dParams& params, nn::ConvEpilogue epilogue)
+      : weight_(params.weight), bias_(params.bias), geometry_(params.geometry), epilogue_(epilogue) {
+    require(weight_.rank() == 4 && weight_.dtype() == DType::f32, "onednn::conv2d: weight has shape ", weight_.shape(),
+            " ", dtype_name(weight_.dtype()), ", expected f32 [K,C/groups,R,S]");
+    require(!bias_.defined() || (bias_.dtype() == DType::f32 && bias_.shape() == Shape{weight_.dim(0)}),
+            "onednn::conv2d: bias has shape ", bias_.shape(), ", expected f32 [", weight_.dim(0), "]");
+  }
+
+  const nn::ConvEpilogue& epilogue() const { return epilogue_; }
+
+  Shape output_shape(const Shape& input) const {
+    return nn::conv2d_output_shape(input, weight_.shape(), geometry_, "onednn::conv2d");
+  }
+
+  /// y = act(conv(x, w) + bias [+ y]): with a residual epilogue, y holds the shortcut on entry.
+  /// `describe(view)` gives the memory descriptor of an activation (the executor knows its layout);
+  /// it is called only when a primitive is made.
+  template <class Describe>
+  void run(Context& context, const TensorView& x, const TensorView& y, Describe&& describe) {
+    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x), describe(y)); })
+        .run(context, {x.data(), y.data()});
+  }
+
+  const PackedWeights& packed() const { return packed_; }
+  std::size_t primitives() const { return steps_.size(); }
+
+ private:
+  Step make(Context& context, const TensorView& x, const TensorView& y, const dnnl::memory::desc& src,
+            const dnnl::memory::desc& dst) {
+    const std::string what = visopt::detail::concat("conv2d weight ", weight_.shape(), " on input ", x.shape(), " ",
+                                                    dtype_name(x.dtype()));
+    const Shape out = output_shape(x.shape());
+    require(y.shape() == out, "onednn::", what, ": output has shape ", y.shape(), ", expected ", out);
+    const nn::Conv2dGeometry& g = geometry_;
+    const std::int64_t k = weight_.dim(0), c = weight_.dim(1), r = weight_.dim(2), s = weight_.dim(3);
+    const dnnl::memory::dims weight_dims =
+        g.groups == 1 ? dnnl::memory::dims{k, c, r, s} : dnnl::memory::dims{g.groups, k / g.groups, c, r, s};
+    const dnnl::memory::desc weight_source(weight_dims, dnnl_dt::f32,
+                                           g.groups == 1 ? dnnl::memory::format_tag::oihw : dnnl::memory::format_tag::goihw);
+    const dnnl::memory::desc weight_any(weight_dims, to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
+    const dnnl::memory::desc bias = bias_.defined() ? describe(bias_) : dnnl::memory::desc();
+    // PyTorch pads symmetrically and floors; oneDNN wants the right padding that yields the same output
+    // size, which is smaller than the left one when the last window does not reach the edge.
+    auto right_padding = [](std::int64_t in, std::int64_t outs, std::int64_t kernel, int stride, int dilation, int left) {
+      return (outs - 1) * stride + (kernel - 1) * dilation + 1 - in - left;
+    };
+    const dnnl::memory::dims strides{g.stride_h, g.stride_w}, dilation{g.dilation_h - 1, g.dilation_w - 1},
+        pad_l{g.pad_h, g.pad_w},
+        pad_r{right_padding(x.dim(2), out[2], r, g.stride_h, g.dilation_h, g.pad_h),
+              right_padding(x.dim(3), out[3], s, g.stride_w, g.dilation_w, g.pad_w)};
+
+    dnnl::primitive_attr attr = context.attributes();
+    dnnl::post_ops ops;
+    if (epilogue_.residual) VISOPT_DNNL(ops.append_sum(1.0f), what, ": appending the residual (sum) post-op");
+    append_activation(ops, epilogue_.activation);
+    VISOPT_DNNL(attr.set_post_ops(ops), what, ": setting post-ops");
+
+    const auto pd = VISOPT_DNNL(
+        dnnl::convolution_forward::primitive_desc(
+            dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                            weight_any, bias, dst, strides, dilation, pad_l, pad_r),
+            attr, context.engine()),
+        what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue residual=", epilogue_.residual,
+        " activation=", nn::activation_name(epilogue_.activation));
+    const dnnl::memory& weights = packed_.get(context, weight_source, weight_.data(), pd.weights_desc(), what);
+    std::vector<Step::Arg> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pd.weights_desc(), weights}};
+    if (bias_.defined()) {
+      args.push_back({DNNL_ARG_BIAS, bias,
+                      VISOPT_DNNL(dnnl::memory(bias, context.engine(), bias_.data()), what, ": bias memory")});
+    }
+    args.push_back({DNNL_ARG_DST, dst});
+    return Step(context, pd, args, what);
+  }
+
+  Tensor weight_, bias_;  // f32 as given (BatchNorm already folded in when the level folds it)
+  nn::Conv2dGeometry geometry_;
+  nn::ConvEpilogue epilogue_;
+  PackedWeights packed_;
+  StepCache<Layouts<2>> steps_;
+};
+
+}  // namespace visopt::backend::onednn

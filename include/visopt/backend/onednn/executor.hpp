@@ -1,0 +1,422 @@
+#pragma once
+// The oneDNN CPU backend's executor: the reference executor's contract (the same types and member
+// functions) on oneDNN primitives. The level decides fusion (post-ops), precision (bf16 where the CPU
+// has it), layout (NHWC kept end to end) and memory (a pool, or at O3 one arena planned by liveness).
+//
+// Threads: OpenMP's default (OMP_NUM_THREADS, else every core), overridden by the environment
+// variable VISOPT_NUM_THREADS, overridden in turn by CompileOptions::num_threads; report().device says
+// which applied.
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../../nn/epilogue.hpp"
+#include "../../nn/params.hpp"
+#include "../../policy/policy.hpp"
+#include "../../runtime/memory_plan.hpp"
+#include "../../runtime/memory_pool.hpp"
+#include "../../runtime/options.hpp"
+#include "../../runtime/report.hpp"
+#include "../backends.hpp"
+#include "attention.hpp"
+#include "conv.hpp"
+#include "cpu_features.hpp"
+#include "host_loops.hpp"
+#include "linear.hpp"
+#include "normalization.hpp"
+#include "primitive.hpp"
+#include "simple_ops.hpp"
+
+namespace visopt::backend::onednn {
+
+namespace detail {
+inline std::string mebibytes(std::size_t bytes) {
+  return visopt::detail::concat(static_cast<double>(bytes * 10 / (1024 * 1024)) / 10.0, " MiB");
+}
+}  // namespace detail
+
+template <PolicyBundle P>
+class Executor {
+  static constexpr bool static_plan = P::execution::static_plan;
+  static constexpr bool channels_last = std::is_same_v<typename P::layout, layout::nhwc>;
+  // layout::nchw past the op-by-op baseline (fusion=none stays plain NCHW): channels-first in
+  // oneDNN's nChw16c blocks, as PyTorch's mkldnn tensors are. oneDNN 2.6 runs plain-NCHW fp32
+  // convolutions as im2col + GEMM, several times slower; its blocked and NHWC kernels are direct.
+  static constexpr bool blocked = !channels_last && !std::is_same_v<typename P::fusion, fusion::none>;
+  static constexpr bool fused = P::fusion::fuses_epilogue;
+  using Memory = std::conditional_t<static_plan, runtime::PlannedArena, runtime::ActivationPool>;
+
+ public:
+  // Handles to operations the executor owns (so blocks can hold them by value and forward() can be const).
+  struct Conv {
+    ConvOp* op = nullptr;
+  };
+  struct BatchNorm {
+    BatchNormOp* op = nullptr;
+  };
+  struct Linear {
+    LinearOp* op = nullptr;
+  };
+  struct LayerNorm {
+    LayerNormOp* op = nullptr;
+  };
+  struct PatchEmbed {
+    LinearOp* projection = nullptr;  // [D, C*p*p], columns in the order patchify writes
+    Tensor class_token, position;
+    int patch = 16;
+  };
+
+  Executor(const runtime::CompileOptions& options, runtime::Report& report)
+      : context_(options.num_threads), memory_(Device::cpu()) {
+    const CpuFeatures& cpu = cpu_features();
+    using precision_t = typename P::precision;
+    if constexpr (std::is_same_v<precision_t, precision::fp16>) {
+      require(!options.strict, "visopt: precision::fp16 on backend::OneDnn: oneDNN 2.6 has no fp16 CPU kernels; use "
+                               "precision::bf16 or precision::half, or leave CompileOptions::strict off to run in fp32");
+      report.skipped("fp16", "oneDNN 2.6 has no fp16 CPU kernels; computing in fp32 (precision::half or bf16 use bf16)");
+    } else if constexpr (std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half>) {
+      if (cpu.bf16) {
+        dtype_ = DType::bf16;
+        report.applied("bf16", "bf16 activations and weights on " + cpu.isa_name +
+                                   ", fp32 accumulation; LayerNorm statistics, softmax, pooled features and logits in fp32");
+      } else {
+        require(!options.strict, "visopt: bf16 asked of backend::OneDnn with CompileOptions::strict, but ",
+                cpu.bf16_missing_reason);
+        report.skipped("bf16", cpu.bf16_missing_reason + "; computing in fp32");
+      }
+    } else if constexpr (std::is_same_v<precision_t, precision::tf32>) {
+      report.skipped("tf32", "CPUs have no TF32: computed in full fp32");
+    }
+    if constexpr (channels_last) {
+      report.applied("channels_last", "NHWC activations end to end; reorders only at the input (f32 NCHW images) and "
+                                      "the output (f32 logits)");
+    } else if constexpr (blocked) {
+      report.skipped("channels_last", "layout=nchw: channels-first activations, kept end to end in oneDNN's nChw16c "
+                                      "blocks (plain NCHW convolutions are im2col + GEMM in oneDNN 2.6, several times "
+                                      "slower)");
+    } else {
+      report.skipped("channels_last", "layout=nchw with fusion=none: plain NCHW activations, one op at a time");
+    }
+    if constexpr (std::is_same_v<typename P::tuning, tuning::measured>) {
+      report.skipped("measured_tuning", "oneDNN dispatches one implementation per shape and ISA (brgemm/jit); there "
+                                        "are no candidates to time");
+    }
+    const int requested = requested_threads(options.num_threads);
+    const char* source = options.num_threads > 0 ? "CompileOptions::num_threads"
+                         : requested > 0         ? "VISOPT_NUM_THREADS"
+                                                 : "OpenMP default";
+    report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads, " + source + ")";
+    report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
+  }
+
+  // ---- compile(): prepare parameters (weights are packed at the first forward of each layout) ----
+  Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
+    count_epilogue(epilogue.residual, epilogue.activation);
+    ++convs_;
+    return {own(std::make_unique<ConvOp>(p, epilogue))};
+  }
+  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) { return {own(std::make_unique<BatchNormOp>(p))}; }
+  Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
+    count_epilogue(epilogue.residual, epilogue.activation);
+    ++linears_;
+    return {own(std::make_unique<LinearOp>(p, epilogue))};
+  }
+  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) { return {own(std::make_unique<LayerNormOp>(p))}; }
+  PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
+    const std::int64_t d = p.weight.dim(0), c = p.weight.dim(1), k = p.weight.dim(2) * p.weight.dim(3);
+    Tensor weight = p.weight.reshaped({d, c * k});
+    if constexpr (channels_last) {
+      // NHWC images give patch rows ordered (py, px, c): permute the weight's columns to match, once.
+      Tensor permuted = Tensor::empty({d, c * k});
+      const float* from = p.weight.data_as<float>();
+      float* to = permuted.data_as<float>();
+      for (std::int64_t o = 0; o < d; ++o) {
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+          for (std::int64_t q = 0; q < k; ++q) to[(o * k + q) * c + ch] = from[(o * c + ch) * k + q];
+        }
+      }
+      weight = permuted;
+    }
+    ++linears_;
+    return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.class_token,
+            p.position, p.patch};
+  }
+
+  // ---- run(): operations; each returns an activation from the pool (or the planned arena) ----
+
+  /// Places host images [N,3,H,W] (f32 NCHW) in the activation layout and type (a copy, or one
+  /// reorder), runs `forward` on them and returns its logits as a new host f32 tensor, the one
+  /// allocation of a planned run(). At O3 this brackets one pass of the arena.
+  template <class Forward>
+  Tensor run(const TensorView& images, Forward&& forward) {
+    if (!images.device().is_cpu()) {  // not require(): its message arguments would be built on every run
+      fail("onednn: images are on " + images.device().to_string() + "; the oneDNN backend takes host tensors");
+    }
+    context_.apply_threads();
+    if constexpr (static_plan) memory_.begin_pass(images.shape());
+    Tensor out;
+    {
+      Tensor x = allocate(images.shape(), dtype_);
+      if (Layout(x.view()) == Layout(images) && !is_blocked(x)) {
+        std::memcpy(x.data(), images.data(), images.nbytes());
+      } else {
+        reorders_
+            .get(Layouts<2>{Layout(images), Layout(x.view())},
+                 [&] { return make_reorder(context_, images, describe(images), x, describe_activation(x)); })
+            .run(context_, {images.data(), x.data()});
+      }
+      const Tensor logits = forward(x);
+      context_.wait();
+      out = logits.to(DType::f32);
+    }
+    if constexpr (static_plan) memory_.end_pass();
+    return out;
+  }
+
+  /// y = act(conv(x) + bias + residual). The residual is consumed: its buffer becomes the output
+  /// (the sum post-op reads it there), so a shortcut costs no copy and no extra memory.
+  Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
+    ConvOp& op = *c.op;
+    require((residual != nullptr) == op.epilogue().residual, "onednn::conv2d: residual ", residual ? "given" : "missing",
+            " for a conv prepared ", op.epilogue().residual ? "with" : "without", " one");
+    const Shape out = op.output_shape(x.shape());
+    Tensor y = residual ? destination_from(*residual, out, x, "onednn::conv2d") : allocate(out, x.dtype());
+    op.run(context_, x, y, describer());
+    return y;
+  }
+
+  Tensor batch_norm(const BatchNorm& b, const Tensor& x) {
+    Tensor y = allocate_like(x);
+    b.op->run(context_, x, y, describer());
+    return y;
+  }
+
+  Tensor activation(const Tensor& x, nn::Activation act) {
+    require(act != nn::Activation::none, "onednn::activation: no activation to apply");
+    Tensor y = allocate_like(x);
+    activations_[static_cast<std::size_t>(act)]
+        .get(Layouts<2>{Layout(x.view()), Layout(y.view())},
+             [&] { return make_activation(context_, x, y, describe_activation(x), act); })
+        .run(context_, {x.data(), y.data()});
+    return y;
+  }
+
+  Tensor add(const Tensor& a, const Tensor& b) {
+    Tensor y = allocate_like(a);
+    adds_
+        .get(Layouts<3>{Layout(a.view()), Layout(b.view()), Layout(y.view())},
+             [&] { return make_add(context_, a, describe_activation(a), b, describe_activation(b), y, describe_activation(y)); })
+        .run(context_, {a.data(), b.data(), y.data()});
+    return y;
+  }
+
+  Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
+    Tensor y = allocate(nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "onednn::max_pool2d"), x.dtype(),
+                        x.view().format());
+    pools_.get(PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
+               [&] {
+                 return make_pooling(context_, x, describe_activation(x), y, describe_activation(y), kernel, stride,
+                                     padding, false);
+               })
+        .run(context_, {x.data(), y.data()});
+    return y;
+  }
+
+  /// [N,C,H,W] -> [N,C] in fp32 (pooled features feed the classifier, which stays fp32).
+  Tensor global_avg_pool(const Tensor& x) {
+    Tensor y = allocate({x.dim(0), x.dim(1)}, DType::f32);
+    loops::global_average(x, y, is_blocked(x) ? block : 0);
+    return y;
+  }
+
+  /// x [..., K] -> [..., N]: act(x·wᵀ + b) + residual; the residual is consumed like conv2d's.
+  Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) {
+    LinearOp& op = *l.op;
+    require((residual != nullptr) == op.epilogue().residual, "onednn::linear: residual ", residual ? "given" : "missing",
+            " for a linear prepared ", op.epilogue().residual ? "with" : "without", " one");
+    const std::int64_t k = x.dim(x.rank() - 1);
+    require(k == op.in_features() && x.view().is_contiguous(), "onednn::linear: input has shape ", x.shape(),
+            ", expected dense [..., ", op.in_features(), "]");
+    Shape out = x.shape();
+    out[out.rank() - 1] = op.out_features();
+    Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear") : allocate(out, x.dtype());
+    const std::int64_t m = x.numel() / k;
+    op.run(context_, x.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
+    return y;
+  }
+
+  Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
+    Tensor y = allocate(x.shape(), x.dtype());
+    const std::int64_t d = x.dim(x.rank() - 1);
+    n.op->run(context_, x.view().reshaped({x.numel() / d, d}), y.view().reshaped({x.numel() / d, d}));
+    return y;
+  }
+
+  /// qkv [B, L, 3D] -> [B, L, D]
+  Tensor attention(const Tensor& qkv, int heads) {
+    const std::int64_t b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
+    require(qkv.rank() == 3 && qkv.dim(2) == 3 * d && heads >= 1 && d % heads == 0, "onednn::attention: qkv has shape ",
+            qkv.shape(), ", expected [B,L,3D] with D divisible by ", heads, " heads");
+    // Planes and scores are not images: dense whatever the level's image layout.
+    Tensor planes = allocate({3, b, l, d}, qkv.dtype(), MemoryFormat::contiguous);
+    Tensor scores = allocate({b, heads, l, l}, DType::f32, MemoryFormat::contiguous);
+    Tensor probs = qkv.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, qkv.dtype(), MemoryFormat::contiguous);
+    Tensor y = allocate({b, l, d}, qkv.dtype());
+    attention_.run(context_, qkv, planes, scores, probs, y);
+    return y;
+  }
+
+  /// images [N,C,H,W] -> tokens [N, 1 + (H/p)(W/p), D]: class token first, position embedding added.
+  Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {
+    const std::int64_t n = x.dim(0), grid = (x.dim(2) / e.patch) * (x.dim(3) / e.patch);
+    const std::int64_t d = e.projection->out_features();
+    require(x.dim(2) % e.patch == 0 && x.dim(3) % e.patch == 0 && e.projection->in_features() == x.dim(1) * e.patch * e.patch,
+            "onednn::patch_embed: images ", x.shape(), " do not split into ", e.patch, "x", e.patch, " patches of ",
+            e.projection->in_features(), " values");
+    Tensor patches = allocate({n * grid, e.projection->in_features()}, x.dtype());
+    loops::patchify(x, e.patch, patches);
+    Tensor projected = allocate({n * grid, d}, x.dtype());
+    e.projection->run(context_, patches, projected);
+    Tensor tokens = allocate({n, grid + 1, d}, x.dtype());
+    loops::assemble_tokens(projected, e.class_token, e.position, tokens);
+    return tokens;
+  }
+
+  /// x [B, L, D] -> [B, D] in fp32, the token at `index`.
+  Tensor select_token(const Tensor& x, std::int64_t index) {
+    Tensor y = allocate({x.dim(0), x.dim(2)}, DType::f32);
+    loops::select_token(x, index, y);
+    return y;
+  }
+
+  /// Activation memory reserved so far (the arena block at O3).
+  std::size_t activation_bytes() const { return memory_.bytes_reserved(); }
+  /// Fresh activation allocations so far: constant once every batch size has been seen.
+  std::size_t fresh_allocations() const { return memory_.fresh_allocations(); }
+  /// Bytes of the one scratchpad all primitives share.
+  std::size_t workspace_bytes() const { return context_.scratchpad_bytes(); }
+  DType compute_type() const { return dtype_; }
+
+  /// Called by Engine after the warm-up: what was fused, packed and planned.
+  void complete_report(runtime::Report& report) const {
+    if constexpr (fused) {
+      report.applied("post_op_fusion",
+                     visopt::detail::concat(convs_, " convolutions and ", linears_, " matmuls carry their epilogues as "
+                                            "oneDNN post-ops: ", residual_sums_, " residual adds (sum, into the "
+                                            "shortcut's own buffer), ", activations_fused_, " activations (eltwise)"));
+    } else {
+      report.skipped("post_op_fusion", "fusion=" + std::string(P::fusion::name) +
+                                           ": BatchNorm, adds and activations run as their own primitives");
+    }
+    std::size_t copies = 0, bytes = 0;
+    for (const auto& op : convs_owned_) copies += op->packed().copies(), bytes += op->packed().bytes();
+    for (const auto& op : linears_owned_) copies += op->packed().copies(), bytes += op->packed().bytes();
+    if (copies > 0) {
+      report.applied("weights_prepacked",
+                     visopt::detail::concat(copies, " weight tensors reordered once into oneDNN's chosen layouts (",
+                                            dtype_name(dtype_), "), ", detail::mebibytes(bytes),
+                                            ", during compile()'s warm-up"));
+    } else {
+      report.skipped("weights_prepacked", "no warm-up ran (CompileOptions::warmup = 0): weights are packed at the first run()");
+    }
+    if constexpr (static_plan) {
+      const auto plan = memory_.largest_plan();
+      report.applied("static_plan",
+                     visopt::detail::concat("one activation arena of ", detail::mebibytes(memory_.bytes_reserved()),
+                                            " planned by liveness (", plan.buffers, " activations totalling ",
+                                            detail::mebibytes(plan.total_bytes), "; at most ",
+                                            detail::mebibytes(plan.peak_live_bytes), " live at once); every primitive "
+                                            "made in compile(); run() allocates nothing but the returned logits"));
+    } else {
+      report.skipped("static_plan", "execution=eager: activations come from a pool that reuses blocks by size");
+    }
+    report.activation_bytes = memory_.bytes_reserved();
+    report.workspace_bytes = context_.scratchpad_bytes();
+  }
+
+ private:
+  static constexpr std::int64_t block = 16;  // channels per nChw16c block
+
+  struct PoolKey {
+    Layout x, y;
+    int kernel, stride, padding;
+    friend bool operator==(const PoolKey&, const PoolKey&) = default;
+  };
+
+  template <class Op>
+  Op* own(std::unique_ptr<Op> op) {
+    Op* raw = op.get();
+    if constexpr (std::is_same_v<Op, ConvOp>) convs_owned_.push_back(std::move(op));
+    else if constexpr (std::is_same_v<Op, LinearOp>) linears_owned_.push_back(std::move(op));
+    else if constexpr (std::is_same_v<Op, LayerNormOp>) layer_norms_owned_.push_back(std::move(op));
+    else batch_norms_owned_.push_back(std::move(op));
+    return raw;
+  }
+
+  void count_epilogue(bool residual, nn::Activation act) {
+    residual_sums_ += residual ? 1 : 0;
+    activations_fused_ += act != nn::Activation::none ? 1 : 0;
+  }
+
+  /// Rank-4 activations take the level's layout; everything else is dense.
+  Tensor allocate(const Shape& shape, DType dtype, MemoryFormat format) { return memory_.allocate(shape, dtype, format); }
+  Tensor allocate(const Shape& shape, DType dtype) {
+    return memory_.allocate(shape, dtype,
+                            shape.rank() == 4 && channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+  }
+  Tensor allocate_like(const Tensor& x) { return allocate(x.shape(), x.dtype(), x.view().format()); }
+
+  /// The destination of an operation whose epilogue adds `residual`: the residual's own buffer when
+  /// it has the layout the output would get, else a fresh output holding a copy of it.
+  Tensor destination_from(const Tensor& residual, const Shape& out, const Tensor& x, const char* where) {
+    require(residual.shape() == out, where, ": residual has shape ", residual.shape(), ", the output ", out);
+    const MemoryFormat format = out.rank() == 4 && channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+    if (residual.dtype() == x.dtype() && residual.view().strides() == strides_for(out, format) &&
+        residual.data() != x.data()) {
+      return residual;
+    }
+    Tensor y = allocate(out, x.dtype());
+    reorders_
+        .get(Layouts<2>{Layout(residual.view()), Layout(y.view())},
+             [&] { return make_reorder(context_, residual, describe_activation(residual), y, describe_activation(y)); })
+        .run(context_, {residual.data(), y.data()});
+    return y;
+  }
+
+  /// The memory descriptor of an activation this executor made: its strides say NCHW or NHWC, except
+  /// that blocked levels keep rank-4 activations whose channels fill whole blocks in nChw16c (the
+  /// tensor's own strides then describe the logical NCHW order only; nothing outside reads them).
+  static bool is_blocked(const TensorView& t) {
+    return blocked && t.rank() == 4 && t.dim(1) % block == 0 && t.is_contiguous();
+  }
+  static dnnl::memory::desc describe_activation(const TensorView& t) {
+    if (is_blocked(t)) return dnnl::memory::desc(dims_of(t.shape()), to_dnnl(t.dtype()), dnnl::memory::format_tag::nChw16c);
+    return describe(t);
+  }
+  static auto describer() {
+    return [](const TensorView& t) { return describe_activation(t); };
+  }
+
+  Context context_;
+  Memory memory_;
+  DType dtype_ = DType::f32;  // activations: bf16 when the level asks for half precision and the CPU has it
+  std::vector<std::unique_ptr<ConvOp>> convs_owned_;
+  std::vector<std::unique_ptr<LinearOp>> linears_owned_;
+  std::vector<std::unique_ptr<LayerNormOp>> layer_norms_owned_;
+  std::vector<std::unique_ptr<BatchNormOp>> batch_norms_owned_;
+  AttentionOp attention_;
+  StepCache<Layouts<2>> reorders_;
+  std::array<StepCache<Layouts<2>>, 3> activations_;  // by nn::Activation
+  StepCache<Layouts<3>> adds_;
+  StepCache<PoolKey> pools_;
+  int convs_ = 0, linears_ = 0, residual_sums_ = 0, activations_fused_ = 0;
+};
+
+}  // namespace visopt::backend::onednn
+
+template <class P>
+struct visopt::backend::executor_for<visopt::backend::OneDnn, P> {
+  using type = visopt::backend::onednn::Executor<P>;
+};

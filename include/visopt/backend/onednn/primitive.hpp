@@ -1,0 +1,266 @@
+#pragma once
+// The pieces every oneDNN operation of the executor is built from: the Context (engine, stream,
+// threads, one user-managed scratchpad), memory descriptors of visopt tensors, Step (a primitive
+// created once with its memory objects, which run() only points at this call's buffers) and the
+// cache of Steps keyed by the layouts an operation was called with.
+
+#include <array>
+#include <cstdlib>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <omp.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include "../../core/tensor.hpp"
+#include "check.hpp"
+
+static_assert(DNNL_VERSION_MAJOR == 2,
+              "visopt: the oneDNN backend is written against the oneDNN 2.x API (Debian 12 ships 2.6: operation "
+              "descriptors come before primitive descriptors); build with oneDNN 2.x or turn VISOPT_WITH_ONEDNN off");
+
+namespace visopt::backend::onednn {
+
+using dnnl_dt = dnnl::memory::data_type;
+
+inline dnnl_dt to_dnnl(DType t) {
+  switch (t) {
+    case DType::f32: return dnnl_dt::f32;
+    case DType::f16: return dnnl_dt::f16;
+    case DType::bf16: return dnnl_dt::bf16;
+  }
+  return dnnl_dt::undef;
+}
+
+inline dnnl::memory::dims dims_of(const Shape& shape) { return dnnl::memory::dims(shape.begin(), shape.end()); }
+
+/// A plain (strided) memory descriptor with the tensor's logical shape, strides and type.
+inline dnnl::memory::desc describe(const Shape& shape, DType dtype, const Strides& strides) {
+  return dnnl::memory::desc(dims_of(shape), to_dnnl(dtype),
+                            dnnl::memory::dims(strides.begin(), strides.begin() + shape.rank()));
+}
+inline dnnl::memory::desc describe(const TensorView& t) { return describe(t.shape(), t.dtype(), t.strides()); }
+inline dnnl::memory::desc describe(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::contiguous) {
+  return describe(shape, dtype, strides_for(shape, format));
+}
+
+/// "bf16 [1,64,56,56] strides [200704,1,3584,64]" (or "blocked", for a layout oneDNN chose), for messages.
+inline std::string to_string(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::string s = md.is_zero() ? std::string("none") : std::string(dnnl_dt2str(d.data_type)) + " [";
+  if (md.is_zero()) return s;
+  for (int i = 0; i < d.ndims; ++i) s += (i ? "," : "") + std::to_string(d.dims[i]);
+  s += "]";
+  if (d.format_kind == dnnl_blocked) {
+    s += d.format_desc.blocking.inner_nblks > 0 ? " blocked" : " strides [";
+    if (d.format_desc.blocking.inner_nblks == 0) {
+      for (int i = 0; i < d.ndims; ++i) s += (i ? "," : "") + std::to_string(d.format_desc.blocking.strides[i]);
+      s += "]";
+    }
+  } else if (d.format_kind == dnnl_format_kind_any) {
+    s += " any";
+  }
+  return s;
+}
+
+/// What identifies one call's tensors for the Step caches: shape, strides and type (no allocation).
+struct Layout {
+  Shape shape;
+  Strides strides{};
+  DType dtype = DType::f32;
+  Layout() = default;
+  explicit Layout(const TensorView& t) : shape(t.shape()), strides(t.strides()), dtype(t.dtype()) {}
+  friend bool operator==(const Layout&, const Layout&) = default;
+};
+
+/// The thread count visopt asks OpenMP (hence oneDNN) for: CompileOptions::num_threads when set,
+/// else the environment variable VISOPT_NUM_THREADS, else 0 (OpenMP's default, OMP_NUM_THREADS).
+inline int requested_threads(int option) {
+  if (option > 0) return option;
+  if (const char* env = std::getenv("VISOPT_NUM_THREADS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    require(end != nullptr && *end == '\0' && n >= 1 && n <= 4096, "onednn: VISOPT_NUM_THREADS is '", env,
+            "', expected a positive thread count");
+    return static_cast<int>(n);
+  }
+  return 0;
+}
+
+/// The engine, stream, thread count and scratchpad that all primitives of one executor share.
+/// Every primitive uses a user-managed scratchpad: one buffer, grown only when a primitive is made.
+class Context {
+ public:
+  explicit Context(int num_threads)
+      : threads_(requested_threads(num_threads) > 0 ? requested_threads(num_threads) : default_threads()),
+        engine_(VISOPT_DNNL(dnnl::engine(dnnl::engine::kind::cpu, 0), "creating the CPU engine")),
+        stream_(VISOPT_DNNL(dnnl::stream(engine_), "creating the CPU stream")) {
+    apply_threads();
+  }
+
+  const dnnl::engine& engine() const { return engine_; }
+  const dnnl::stream& stream() const { return stream_; }
+
+  /// OpenMP's thread count belongs to the calling thread and another engine may have changed it:
+  /// set it before each forward pass.
+  void apply_threads() const { omp_set_num_threads(threads_); }
+  int threads() const { return threads_; }
+
+  /// Attributes every primitive starts from: the scratchpad is ours, not oneDNN's per-call one.
+  dnnl::primitive_attr attributes() const {
+    dnnl::primitive_attr attr;
+    VISOPT_DNNL(attr.set_scratchpad_mode(dnnl::scratchpad_mode::user), "setting the user scratchpad mode");
+    return attr;
+  }
+
+  void reserve_scratchpad(std::size_t bytes) {
+    if (bytes <= scratchpad_bytes_) return;
+    scratchpad_ = visopt::detail::allocate_storage(bytes, Device::cpu());
+    scratchpad_bytes_ = bytes;
+  }
+  void* scratchpad() const { return scratchpad_.get(); }
+  std::size_t scratchpad_bytes() const { return scratchpad_bytes_; }
+
+  void wait() const { VISOPT_DNNL(dnnl_stream_wait(stream_.get()), "waiting for the CPU stream"); }
+
+ private:
+  /// OpenMP's default (OMP_NUM_THREADS, else the cores), as it was before any engine changed it.
+  static int default_threads() {
+    static const int threads = omp_get_max_threads();
+    return threads;
+  }
+
+  int threads_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::shared_ptr<void> scratchpad_;
+  std::size_t scratchpad_bytes_ = 0;
+};
+
+/// One primitive with the memory objects of its arguments, made once. Arguments are either bound
+/// (weights, bias: their memory is fixed at creation) or per call: run() points those at the
+/// call's buffers, in the order they were declared, and executes through the C API, so that the
+/// call allocates nothing on visopt's side.
+class Step {
+ public:
+  struct Arg {
+    int id;
+    dnnl::memory::desc desc;
+    dnnl::memory bound{};  // empty: given per call
+  };
+
+  Step() = default;
+  Step(Context& context, const dnnl::primitive_desc_base& pd, const std::vector<Arg>& args, std::string what)
+      : what_(std::move(what)) {
+    primitive_ = VISOPT_DNNL(dnnl::primitive(pd.get()), what_, " (", pd.impl_info_str(), ")");
+    implementation_ = pd.impl_info_str();
+    for (const Arg& arg : args) {
+      dnnl::memory memory = arg.bound ? arg.bound
+                                      : VISOPT_DNNL(dnnl::memory(arg.desc, context.engine(), DNNL_MEMORY_NONE), what_,
+                                                    ": memory for argument ", arg.id, " ", to_string(arg.desc));
+      if (!arg.bound) per_call_.push_back(args_.size());
+      memories_.push_back(memory);
+      args_.push_back({arg.id, memory.get()});
+    }
+    const dnnl::memory::desc scratch = pd.scratchpad_desc();
+    scratchpad_bytes_ = scratch.get_size();
+    if (scratchpad_bytes_ > 0) {
+      context.reserve_scratchpad(scratchpad_bytes_);
+      dnnl::memory memory =
+          VISOPT_DNNL(dnnl::memory(scratch, context.engine(), DNNL_MEMORY_NONE), what_, ": scratchpad memory");
+      scratchpad_index_ = args_.size();
+      memories_.push_back(memory);
+      args_.push_back({DNNL_ARG_SCRATCHPAD, memory.get()});
+    }
+  }
+
+  bool defined() const { return static_cast<bool>(primitive_); }
+  const std::string& implementation() const { return implementation_; }
+
+  /// Runs the primitive on `pointers`, one per per-call argument in declaration order.
+  void run(const Context& context, std::initializer_list<const void*> pointers) const {
+    require(pointers.size() == per_call_.size(), "onednn: ", what_, " needs ", per_call_.size(), " buffers, got ",
+            pointers.size(), " (internal error)");
+    std::size_t i = 0;
+    for (const void* pointer : pointers) {
+      dnnl_memory_t memory = args_[per_call_[i++]].memory;
+      VISOPT_DNNL(dnnl_memory_set_data_handle(memory, const_cast<void*>(pointer)), what_);
+    }
+    if (scratchpad_bytes_ > 0) {
+      VISOPT_DNNL(dnnl_memory_set_data_handle(args_[scratchpad_index_].memory, context.scratchpad()), what_,
+                  ": binding the scratchpad");
+    }
+    VISOPT_DNNL(dnnl_primitive_execute(primitive_.get(), context.stream().get(), static_cast<int>(args_.size()),
+                                       args_.data()),
+                what_, " (", implementation_, ")");
+  }
+
+ private:
+  dnnl::primitive primitive_;
+  std::vector<dnnl::memory> memories_;  // owners of the handles in args_
+  std::vector<dnnl_exec_arg_t> args_;
+  std::vector<std::size_t> per_call_;
+  std::size_t scratchpad_bytes_ = 0, scratchpad_index_ = 0;
+  std::string what_, implementation_;
+};
+
+/// Steps (or groups of them) keyed by what an operation was called with (the layouts of its tensors,
+/// plus any setting): a batch size seen before finds its primitives by a linear scan of a few
+/// entries, without allocating.
+template <class Key, class Value = Step>
+class StepCache {
+ public:
+  /// The entry for `key`, made by `make()` the first time.
+  template <class Make>
+  Value& get(const Key& key, Make&& make) {
+    for (auto& entry : entries_) {
+      if (entry.first == key) return *entry.second;
+    }
+    entries_.emplace_back(key, std::make_unique<Value>(make()));
+    return *entries_.back().second;
+  }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<Key, std::unique_ptr<Value>>> entries_;
+};
+
+/// The key of an operation on N tensors.
+template <std::size_t N>
+using Layouts = std::array<Layout, N>;
+
+/// Weights reordered once into the layout a primitive chose (format_tag::any), possibly converted
+/// to bf16. A later primitive that chooses the same layout shares the copy.
+class PackedWeights {
+ public:
+  /// The packed copy of `source` (described by `source_desc`) in layout `target`.
+  const dnnl::memory& get(Context& context, const dnnl::memory::desc& source_desc, const void* source,
+                          const dnnl::memory::desc& target, const std::string& what) {
+    for (const auto& packed : copies_) {
+      if (packed.get_desc() == target) return packed;
+    }
+    dnnl::memory from =
+        VISOPT_DNNL(dnnl::memory(source_desc, context.engine(), const_cast<void*>(source)), what, ": weights ",
+                    to_string(source_desc));
+    dnnl::memory to = VISOPT_DNNL(dnnl::memory(target, context.engine()), what, ": packed weights ", to_string(target));
+    VISOPT_DNNL(dnnl::reorder(from, to).execute(context.stream(), from, to), what, ": reordering weights ",
+                to_string(source_desc), " to ", to_string(target));
+    context.wait();
+    bytes_ += target.get_size();
+    copies_.push_back(to);
+    return copies_.back();
+  }
+  std::size_t copies() const { return copies_.size(); }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::vector<dnnl::memory> copies_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace visopt::backend::onednn

@@ -1,0 +1,223 @@
+// The oneDNN engine's promises beyond numbers: at O3 run() allocates nothing for a batch size seen
+// before (every heap allocation of the process is counted), batch sizes below max_batch work and
+// above it fail, report() says what was applied and why not, fp16 and threads are handled.
+
+#include <malloc.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include <visopt/visopt.hpp>
+
+#include "catch.hpp"
+#include "oracle.hpp"
+
+using namespace visopt;
+using visopt::testing::compare_logits;
+using visopt::testing::fixture;
+
+// ---- a counting allocator: this binary's malloc family forwards to glibc's and counts while asked ----
+// (libstdc++'s operator new, oneDNN and std::aligned_alloc all end up here; free stays glibc's own.)
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+}
+
+namespace {
+struct AllocationCounter {
+  std::atomic<bool> counting{false};
+  std::atomic<std::size_t> calls{0}, bytes{0}, largest{0}, at_least_1k{0};
+  void note(std::size_t n) {
+    if (!counting.load(std::memory_order_relaxed)) return;
+    ++calls;
+    bytes += n;
+    if (n >= 1024) ++at_least_1k;
+    std::size_t seen = largest.load();
+    while (n > seen && !largest.compare_exchange_weak(seen, n)) {
+    }
+  }
+  void start() {
+    calls = 0, bytes = 0, largest = 0, at_least_1k = 0;
+    counting = true;
+  }
+  void stop() { counting = false; }
+};
+AllocationCounter counter;
+}  // namespace
+
+extern "C" {
+void* malloc(std::size_t n) {
+  counter.note(n);
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t count, std::size_t n) {
+  counter.note(count * n);
+  return __libc_calloc(count, n);
+}
+void* realloc(void* p, std::size_t n) {
+  counter.note(n);
+  return __libc_realloc(p, n);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t n) {
+  counter.note(n);
+  return __libc_memalign(alignment, n);
+}
+void* memalign(std::size_t alignment, std::size_t n) {
+  counter.note(n);
+  return __libc_memalign(alignment, n);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
+  counter.note(n);
+  *out = __libc_memalign(alignment, n);
+  return *out ? 0 : 12;  // ENOMEM
+}
+}
+
+namespace {
+
+Tensor first_images(const Tensor& images, std::int64_t count) {
+  Shape shape = images.shape();
+  shape[0] = count;
+  Tensor out = Tensor::empty(shape);
+  std::memcpy(out.data(), images.data(), out.nbytes());
+  return out;
+}
+
+/// Runs `engine` on `images` while counting allocations; checks that the only allocation that is
+/// not oneDNN's small per-call bookkeeping is the returned logits, and that nothing was planned anew.
+template <class Engine>
+void check_allocation_free_run(Engine& engine, const Tensor& images, const char* what) {
+  auto& executor = engine.executor();
+  const std::size_t fresh = executor.fresh_allocations(), arena = executor.activation_bytes();
+  const std::size_t workspace = executor.workspace_bytes();
+  const std::size_t heap_before = mallinfo2().uordblks;
+  counter.start();
+  const Tensor logits = engine.run(images);
+  counter.stop();
+  const std::size_t heap_after = mallinfo2().uordblks;
+  INFO(what << ": " << counter.calls << " allocations in run(), " << counter.bytes << " bytes, largest " << counter.largest
+            << ", of >= 1 KiB: " << counter.at_least_1k << "; logits " << logits.nbytes() << " bytes");
+  std::printf("onednn O3 run() on %s: %zu heap allocations (%zu bytes, largest %zu; the logits are %zu bytes)\n", what,
+              counter.calls.load(), counter.bytes.load(), counter.largest.load(), logits.nbytes());
+  CHECK(executor.fresh_allocations() == fresh);  // no activation memory made
+  CHECK(executor.activation_bytes() == arena);
+  CHECK(executor.workspace_bytes() == workspace);
+  // Exactly one allocation of any size: the logits. The rest are oneDNN's argument maps inside each
+  // dnnl_primitive_execute (a few tens of bytes, freed before it returns).
+  CHECK(counter.at_least_1k == (logits.nbytes() >= 1024 ? 1u : 0u));
+  CHECK(counter.largest <= std::max<std::size_t>(logits.nbytes() + 64, 1024));
+  // What run() leaves allocated is the logits (and their control block), nothing more.
+  CHECK(heap_after - heap_before <= logits.nbytes() + 1024);  // allocator bookkeeping and the control block
+}
+
+}  // namespace
+
+TEST_CASE("onednn O3: run() allocates nothing but the logits for a batch size seen before", "[onednn][static_plan]") {
+  const auto io = io::SafeTensors::open(fixture("resnet18_64.io.safetensors"));
+  const Tensor images = io.load("input");
+  const auto resnet = models::resnet(18, io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
+  auto engine = compile<O3, backend::OneDnn>(resnet, {.max_batch = 8, .image_size = 64});
+  check_allocation_free_run(engine, first_images(images, 8), "resnet18, batch 8 (planned by compile())");
+
+  // A new batch size records its plan on its first run, then runs allocation-free as well.
+  const Tensor three = first_images(images, 3);
+  engine.run(three);
+  check_allocation_free_run(engine, three, "resnet18, batch 3 (second run)");
+
+  const auto vio = io::SafeTensors::open(fixture("vit_ti16_64.io.safetensors"));
+  const auto vit = models::vit(models::ViTSize::tiny, 16, io::SafeTensors::open(fixture("vit_ti16_64.weights.safetensors")));
+  auto vengine = compile<O3, backend::OneDnn>(vit, {.max_batch = 4});
+  check_allocation_free_run(vengine, first_images(vio.load("input"), 4), "vit_ti_16, batch 4");
+}
+
+/// Runs batches of several sizes (each seen twice, none above max_batch = 8) on one engine and
+/// compares each with the oracle's rows; then batch 9 and a malformed batch must fail.
+template <class Engine>
+void check_batch_sizes(Engine& engine, const Tensor& images, const Tensor& expected) {
+  const bool bf16 = engine.executor().compute_type() == DType::bf16;
+  const auto tolerance = bf16 ? visopt::testing::half_tolerance : visopt::testing::fp32_tolerance;
+  for (const std::int64_t n : {8, 5, 1, 5, 8}) {
+    const auto a = compare_logits(engine.run(first_images(images, n)), first_images(expected, n));
+    INFO("batch " << n << ": r=" << a.relative_error << " cosine=" << a.cosine << " top1=" << a.top1);
+    CHECK(a.relative_error <= tolerance.relative_error);
+    CHECK(a.cosine >= tolerance.min_cosine);
+    CHECK(a.top1 >= visopt::testing::min_top1);
+  }
+  VISOPT_REQUIRE_ERROR(engine.run(first_images(images, 9)), "compiled for 1..8 (CompileOptions::max_batch)");
+  VISOPT_REQUIRE_ERROR(engine.run(Tensor::zeros({2, 3, 64})), "expected images [N,3,H,W]");
+}
+
+TEST_CASE("onednn: batches below max_batch run and agree, above it fail", "[onednn][batch]") {
+  const auto io = io::SafeTensors::open(fixture("resnet18_64.io.safetensors"));
+  const auto resnet = models::resnet(18, io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
+  auto engine = compile<O3, backend::OneDnn>(resnet, {.max_batch = 8, .image_size = 64});
+  check_batch_sizes(engine, io.load("input"), io.load("logits"));
+  auto fp32 = compile<O3::with<precision::fp32>, backend::OneDnn>(resnet, {.max_batch = 8, .image_size = 64});
+  check_batch_sizes(fp32, io.load("input"), io.load("logits"));
+  auto blocked = compile<O1, backend::OneDnn>(resnet, {.max_batch = 8, .image_size = 64});
+  check_batch_sizes(blocked, io.load("input"), io.load("logits"));
+
+  const auto vio = io::SafeTensors::open(fixture("vit_ti16_64.io.safetensors"));
+  const auto vit = models::vit(models::ViTSize::tiny, 16, io::SafeTensors::open(fixture("vit_ti16_64.weights.safetensors")));
+  auto vengine = compile<O3, backend::OneDnn>(vit, {.max_batch = 8});
+  check_batch_sizes(vengine, vio.load("input"), vio.load("logits"));
+}
+
+TEST_CASE("onednn: report() says what each level applied and why not", "[onednn][report]") {
+  const auto resnet = models::resnet(18, models::RandomWeights{3});
+  const auto& cpu = backend::onednn::cpu_features();
+
+  auto o0 = compile<O0, backend::OneDnn>(resnet, {.image_size = 64});
+  const auto& r0 = o0.report();
+  CHECK(r0.backend == "onednn");
+  CHECK(r0.device.starts_with("cpu: " + cpu.isa_name + " ("));
+  CHECK(r0.device.find(" threads") != std::string::npos);
+  CHECK(r0.compute_precision == "fp32");
+  CHECK_FALSE(r0.has("post_op_fusion"));
+  CHECK_FALSE(r0.has("channels_last"));
+  CHECK_FALSE(r0.has("static_plan"));
+
+  auto o1 = compile<O1, backend::OneDnn>(resnet, {.image_size = 64});
+  const auto& r1 = o1.report();
+  CHECK(r1.has("fold_bn"));
+  CHECK(r1.has("post_op_fusion"));
+  CHECK(r1.has("weights_prepacked"));
+  CHECK(r1.text().find("8 residual adds (sum") != std::string::npos);  // resnet18: 8 blocks
+  CHECK(r1.text().find("[skipped] tf32") != std::string::npos);
+
+  auto o3 = compile<O3, backend::OneDnn>(resnet, {.max_batch = 2, .image_size = 64});
+  const auto& r3 = o3.report();
+  CHECK(r3.has("channels_last"));
+  CHECK(r3.has("static_plan"));
+  CHECK(r3.activation_bytes == o3.executor().activation_bytes());
+  CHECK(r3.activation_bytes > 0);
+  CHECK(r3.text().find("one activation arena of") != std::string::npos);
+  if (cpu.bf16) {
+    CHECK(r3.has("bf16"));
+    CHECK(r3.compute_precision.starts_with("bf16"));
+  } else {
+    WARN("bf16 not available here: " << cpu.bf16_missing_reason);
+    CHECK(r3.text().find("[skipped] bf16: " + cpu.bf16_missing_reason) != std::string::npos);
+    CHECK(r3.compute_precision == "fp32");
+  }
+}
+
+TEST_CASE("onednn: fp16 falls back to fp32 with a reason, or throws when strict", "[onednn][precision]") {
+  using Fp16 = O2::with<precision::fp16>;
+  const auto resnet = models::resnet(18, models::RandomWeights{4});
+  auto engine = compile<Fp16, backend::OneDnn>(resnet, {.image_size = 32});
+  CHECK(engine.report().compute_precision == "fp32");
+  CHECK(engine.report().text().find("[skipped] fp16: oneDNN 2.6 has no fp16 CPU kernels") != std::string::npos);
+  VISOPT_REQUIRE_ERROR((compile<Fp16, backend::OneDnn>(resnet, {.image_size = 32, .strict = true})),
+                       "precision::fp16 on backend::OneDnn");
+}
+
+TEST_CASE("onednn: CompileOptions::num_threads sets the thread count and the report says so", "[onednn][threads]") {
+  const auto vit = models::vit(models::ViTSize::tiny, 16, models::RandomWeights{5}, {.image_size = 32});
+  auto engine = compile<O1, backend::OneDnn>(vit, {.num_threads = 1});
+  CHECK(engine.report().device.find("(1 threads, CompileOptions::num_threads)") != std::string::npos);
+  CHECK(engine.run(Tensor::zeros({1, 3, 32, 32})).shape() == Shape{1, 1000});
+}
