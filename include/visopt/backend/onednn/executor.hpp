@@ -113,14 +113,12 @@ class Executor {
 
   // ---- compile(): prepare parameters (weights are packed at the first forward of each layout) ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
-    count_epilogue(epilogue.residual, epilogue.activation);
-    ++convs_;
+    convs_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     return {own(std::make_unique<ConvOp>(p, epilogue))};
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) { return {own(std::make_unique<BatchNormOp>(p))}; }
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
-    count_epilogue(epilogue.residual, epilogue.activation);
-    ++linears_;
+    linears_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     return {own(std::make_unique<LinearOp>(p, epilogue))};
   }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) { return {own(std::make_unique<LayerNormOp>(p))}; }
@@ -139,7 +137,6 @@ class Executor {
       }
       weight = permuted;
     }
-    ++linears_;
     return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.class_token,
             p.position, p.patch};
   }
@@ -303,9 +300,10 @@ class Executor {
   void complete_report(runtime::Report& report) const {
     if constexpr (fused) {
       report.applied("post_op_fusion",
-                     visopt::detail::concat(convs_, " convolutions and ", linears_, " matmuls carry their epilogues as "
-                                            "oneDNN post-ops: ", residual_sums_, " residual adds (sum, into the "
-                                            "shortcut's own buffer), ", activations_fused_, " activations (eltwise)"));
+                     visopt::detail::concat(residual_sums_, " residual adds (sum post-op, into the shortcut's own "
+                                            "buffer) and ", activations_fused_, " activations (eltwise post-op) inside ",
+                                            convs_fused_, " convolution(s) and ", linears_fused_,
+                                            " matmul(s); no separate add or activation primitive"));
     } else {
       report.skipped("post_op_fusion", "fusion=" + std::string(P::fusion::name) +
                                            ": BatchNorm, adds and activations run as their own primitives");
@@ -355,9 +353,11 @@ class Executor {
     return raw;
   }
 
-  void count_epilogue(bool residual, nn::Activation act) {
+  /// Counts an epilogue's post-ops; returns 1 when it has any.
+  int count_epilogue(bool residual, nn::Activation act) {
     residual_sums_ += residual ? 1 : 0;
     activations_fused_ += act != nn::Activation::none ? 1 : 0;
+    return residual || act != nn::Activation::none ? 1 : 0;
   }
 
   /// Rank-4 activations take the level's layout; everything else is dense.
@@ -411,7 +411,7 @@ class Executor {
   std::array<StepCache<Layouts<2>>, 3> activations_;  // by nn::Activation
   StepCache<Layouts<3>> adds_;
   StepCache<PoolKey> pools_;
-  int convs_ = 0, linears_ = 0, residual_sums_ = 0, activations_fused_ = 0;
+  int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
 };
 
 }  // namespace visopt::backend::onednn
