@@ -34,6 +34,8 @@
 
 #if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
 #define VISOPT_BENCH_CUDA 1
+#include <cuda_profiler_api.h>
+
 #include <visopt/backend/cuda/gemm.hpp>
 #endif
 #if defined(VISOPT_HAS_ONEDNN)
@@ -324,11 +326,17 @@ class Instruments<backend::Cuda> {
   template <class Engine>
   double time(Engine& engine, const TensorView& input) {
     const cudaStream_t stream = engine.executor().context().stream();
+    if (profile_range) VISOPT_CUDA_CHECK(cudaProfilerStart());
     start_.record(stream);
     const Tensor logits = engine.run(input);
     stop_.record(stream);
+    if (profile_range) VISOPT_CUDA_CHECK(cudaProfilerStop());
     return static_cast<double>(stop_.since(start_));
   }
+
+  /// Brackets each timed run with cudaProfilerStart/Stop, so `ncu --profile-from-start off` sees only
+  /// the timed forwards (not compile(), tuning or warm-up).
+  static inline bool profile_range = false;
 
   std::size_t peak_memory() const {
     std::size_t free_now = 0, total = 0;
@@ -798,6 +806,10 @@ int main(int argc, char** argv) {
   bool print_machine = false, print_commit = false;
   app.add_flag("--print-machine", print_machine, "Print the machine name rows are grouped under, and exit");
   app.add_flag("--print-commit", print_commit, "Print the visopt commit this program was built from, and exit");
+#if VISOPT_BENCH_CUDA
+  app.add_flag("--profile-range", visopt::bench::Instruments<visopt::backend::Cuda>::profile_range,
+               "Bracket each timed run with cudaProfilerStart/Stop (for ncu --profile-from-start off)");
+#endif
   CLI11_PARSE(app, argc, argv);
   try {
     if (print_machine) {

@@ -1,15 +1,18 @@
 #pragma once
-// A convolution on cuDNN. Fused (O1+): one cudnnConvolutionBiasActivationForward computes
-// act(conv(x) + bias + residual). Unfused (O0, or where cuDNN cannot fuse): cudnnConvolutionForward
-// then one epilogue kernel. The algorithm for each input shape is chosen on its first run, by cuDNN's
-// heuristic or by measurement (kept in the algorithm cache), together with its workspace.
+// A convolution on cuDNN. Fused (O1+): one cuDNN graph (backend API) computes
+// act(conv(x) + bias + residual) in a single engine. Unfused (O0, or where no cuDNN engine can fuse
+// a shape): cudnnConvolutionForward then one epilogue kernel. The engine or algorithm for each input
+// shape is chosen on its first run, by cuDNN's heuristic or by measurement (kept in the algorithm
+// cache), together with its workspace.
 
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "context.hpp"
+#include "cudnn_graph.hpp"
 #include "kernels/elementwise.cuh"
 
 namespace visopt::backend::cuda {
@@ -31,27 +34,22 @@ class Convolution {
     bias_f32_ = upload(bias, DType::f32, device);
     filter_ = filter_descriptor(dtype, kcrs_, nhwc);
     convolution_ = convolution_descriptor(geometry_, tensor_cores);
-    activation_ = activation_descriptor(epilogue.activation);
-    bias_descriptor_ = tensor_descriptor(bias_.view());
   }
 
   Tensor forward(Context& context, const Tensor& x, const Tensor* residual) {
     const Shape out_shape = nn::conv2d_output_shape(x.shape(), kcrs_, geometry_, "cuda::conv2d");
     Tensor y = context.allocate(out_shape, dtype_, nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous);
     Plan& plan = plan_for(context, x, y, residual);
+    if (plan.graph) {
+      VISOPT_CUDNN_CHECK(plan.graph->execute(context.cudnn(), x.data(), weight_.data(), bias_.data(),
+                                             residual ? residual->data() : nullptr, y.data(),
+                                             context.workspace(plan.graph->workspace())),
+                         plan.graph->spec().describe());
+      return y;
+    }
     const float one = 1.0f, zero = 0.0f;
     void* workspace = context.workspace(plan.workspace);
     VISOPT_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_.get(), plan.math));
-    if (plan.fused) {
-      const Tensor& z = residual ? *residual : y;
-      const float alpha2 = residual ? 1.0f : 0.0f;
-      VISOPT_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
-                             context.cudnn(), &one, plan.x.get(), x.data(), filter_.get(), weight_.data(), convolution_.get(),
-                             plan.algorithm, workspace, plan.workspace, &alpha2, plan.y.get(), z.data(), bias_descriptor_.get(),
-                             bias_.data(), activation_.get(), plan.y.get(), y.data()),
-                         describe(x.shape()));
-      return y;
-    }
     VISOPT_CUDNN_CHECK(cudnnConvolutionForward(context.cudnn(), &one, plan.x.get(), x.data(), filter_.get(), weight_.data(),
                                                convolution_.get(), plan.algorithm, workspace, plan.workspace, &zero,
                                                plan.y.get(), y.data()),
@@ -63,8 +61,14 @@ class Convolution {
   }
 
   bool fused() const { return fused_; }
-  /// Shapes whose fused call cuDNN refused, so they run conv + epilogue kernel instead.
+  /// Shapes no fused cuDNN engine could run, so they run conv + epilogue kernel instead.
   int fallbacks() const { return fallbacks_; }
+  /// Shapes that run as one fused cuDNN graph.
+  int fused_shapes() const {
+    int n = 0;
+    for (const auto& [shape, plan] : plans_) n += plan.graph ? 1 : 0;
+    return n;
+  }
 
  private:
   struct Plan {
@@ -72,7 +76,7 @@ class Convolution {
     cudnnConvolutionFwdAlgo_t algorithm = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     cudnnMathType_t math = CUDNN_DEFAULT_MATH;
     std::size_t workspace = 0;
-    bool fused = false;
+    std::unique_ptr<FusedConvolutionGraph> graph;  // the fused path; null: conv + epilogue kernel
   };
 
   static Tensor kcrs_to_krsc(const Tensor& w) {
@@ -92,53 +96,95 @@ class Convolution {
                                   " groups=", geometry_.groups, " ", dtype_name(dtype_), nhwc_ ? " nhwc" : " nchw");
   }
 
-  // Identity-activation fusion is only implemented by IMPLICIT_PRECOMP_GEMM in cuDNN's fused call.
-  bool algorithm_allowed(const Plan& plan, cudnnConvolutionFwdAlgo_t a) const {
-    return !plan.fused || epilogue_.activation != nn::Activation::none || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-  }
-
   Plan& plan_for(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
     std::vector<std::int64_t> key(x.shape().begin(), x.shape().end());
     if (auto it = plans_.find(key); it != plans_.end()) return it->second;
     Plan plan;
-    plan.x = tensor_descriptor(x.view());
-    plan.y = tensor_descriptor(y.view());
-    plan.fused = fused_;
-    if (!choose_algorithm(context, x, y, plan) && plan.fused) {
-      plan.fused = false;  // no algorithm can fuse this shape: conv + epilogue kernel instead
-      ++fallbacks_;
+    if (fused_) {
+      plan.graph = fused_graph(context, x, y, residual);
+      if (!plan.graph) ++fallbacks_;  // no cuDNN engine fuses this shape: conv + epilogue kernel instead
+    }
+    if (!plan.graph) {
+      plan.x = tensor_descriptor(x.view());
+      plan.y = tensor_descriptor(y.view());
       require(choose_algorithm(context, x, y, plan), "cudnn: no convolution algorithm is available for ", describe(x.shape()));
-    } else if (plan.fused && !try_fused(context, x, y, residual, plan)) {
-      plan.fused = false;  // cuDNN refused this fusion: run conv + epilogue kernel instead
-      ++fallbacks_;
     }
     return plans_.emplace(std::move(key), std::move(plan)).first->second;
   }
 
-  /// Runs the fused call once to learn whether cuDNN supports it for this shape.
-  bool try_fused(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual, Plan& plan) {
-    const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
-    const Tensor& z = residual ? *residual : y;
-    VISOPT_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_.get(), plan.math));
-    const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
-        context.cudnn(), &one, plan.x.get(), x.data(), filter_.get(), weight_.data(), convolution_.get(), plan.algorithm,
-        context.workspace(plan.workspace), plan.workspace, &alpha2, plan.y.get(), z.data(), bias_descriptor_.get(),
-        bias_.data(), activation_.get(), plan.y.get(), const_cast<void*>(y.data()));
-    if (static_cast<int>(status) / 1000 == CUDNN_STATUS_NOT_SUPPORTED / 1000) return false;  // the NOT_SUPPORTED family
-    VISOPT_CUDNN_CHECK(status, describe(x.shape()));
-    return true;
+  /// The fused graph for this shape with its engine chosen, or null when no engine can run it here.
+  std::unique_ptr<FusedConvolutionGraph> fused_graph(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
+    if (geometry_.groups != 1) return nullptr;
+    if (residual && residual->view().strides() != y.view().strides()) return nullptr;
+    FusedConvolutionSpec spec;
+    spec.dtype = dtype_;
+    spec.x = x.shape();
+    spec.x_strides = x.view().strides();
+    spec.w = kcrs_;
+    const auto c = kcrs_[1], r = kcrs_[2], s = kcrs_[3];
+    spec.w_strides = nhwc_ ? Strides{r * s * c, 1, s * c, c} : Strides{c * r * s, r * s, s, 1};
+    spec.y = y.shape();
+    spec.y_strides = y.view().strides();
+    spec.geometry = geometry_;
+    spec.bias = has_bias_;
+    spec.residual = residual != nullptr;
+    spec.activation = epilogue_.activation;
+    auto graph = std::make_unique<FusedConvolutionGraph>(context.cudnn(), spec);
+    const void* z = residual ? residual->data() : nullptr;
+
+    runtime::AlgorithmCache* cache = context.cache();
+    const std::string key = spec.describe();
+    if (cache) {
+      if (auto hit = cache->find(key)) {
+        if (graph->select(context.cudnn(), hit->value("rank", -1), Context::workspace_limit)) return graph;
+        cache->forget(key);  // an entry this cuDNN rejects is not trusted
+      }
+    }
+    // Heuristic: the first engine that builds. Measured: the fastest of the first few that build.
+    constexpr int measured_candidates = 4;
+    int best_rank = -1;
+    float best_ms = 0;
+    int tried = 0;
+    for (int rank = 0; rank < graph->candidates() && tried < (cache ? measured_candidates : 1); ++rank) {
+      if (!graph->select(context.cudnn(), rank, Context::workspace_limit)) continue;
+      ++tried;
+      if (!cache) return graph;
+      const float ms = time_graph(context, *graph, x, y, z);
+      if (ms >= 0 && (best_rank < 0 || ms < best_ms)) best_rank = rank, best_ms = ms;
+    }
+    if (best_rank < 0) return nullptr;
+    require(graph->select(context.cudnn(), best_rank, Context::workspace_limit), "cudnn: engine ", best_rank,
+            " stopped building for ", key);
+    cache->store(key, {{"rank", best_rank}, {"ms", best_ms}});
+    return graph;
+  }
+
+  /// Milliseconds of one run of the graph's selected plan (the best of three), or -1 if it fails to run.
+  float time_graph(Context& context, const FusedConvolutionGraph& graph, const Tensor& x, const Tensor& y, const void* z) {
+    void* workspace = context.workspace(graph.workspace());
+    Event start, stop;
+    float best = -1;
+    for (int i = 0; i < 4; ++i) {
+      start.record(context.stream());
+      const cudnnStatus_t status =
+          graph.execute(context.cudnn(), x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace);
+      stop.record(context.stream());
+      if (status != CUDNN_STATUS_SUCCESS) return -1;
+      const float ms = stop.since(start);
+      if (i > 0 && (best < 0 || ms < best)) best = ms;  // the first run pays for loading the kernel
+    }
+    return best;
   }
 
   /// Picks the plan's algorithm (false when none fits the plan's constraints).
   bool choose_algorithm(Context& context, const Tensor& x, const Tensor& y, Plan& plan) {
     runtime::AlgorithmCache* cache = context.cache();
-    const std::string key = describe(x.shape()) + (plan.fused ? (epilogue_.activation == nn::Activation::none ? " fused-identity" : " fused-relu") : " plain") +
-                            " math=" + std::to_string(static_cast<int>(convolution_math()));
+    const std::string key = describe(x.shape()) + " plain math=" + std::to_string(static_cast<int>(convolution_math()));
     if (cache) {
       if (auto hit = cache->find(key)) {
         plan.algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(hit->value("algorithm", 0));
         plan.math = static_cast<cudnnMathType_t>(hit->value("math", 0));
-        if (algorithm_allowed(plan, plan.algorithm) && workspace_size(context, plan, plan.workspace)) return true;
+        if (workspace_size(context, plan, plan.workspace)) return true;
         cache->forget(key);  // an entry this cuDNN rejects is not trusted
       }
     }
@@ -158,7 +204,7 @@ class Convolution {
     }
     for (int i = 0; i < returned; ++i) {
       const auto& r = results[i];
-      if (r.status != CUDNN_STATUS_SUCCESS || !algorithm_allowed(plan, r.algo) || r.memory > Context::workspace_limit) continue;
+      if (r.status != CUDNN_STATUS_SUCCESS || r.memory > Context::workspace_limit) continue;
       plan.algorithm = r.algo;
       plan.math = r.mathType;
       if (!workspace_size(context, plan, plan.workspace)) continue;
@@ -202,8 +248,6 @@ class Convolution {
   Tensor weight_, bias_, bias_f32_;
   FilterDescriptor filter_;
   ConvolutionDescriptor convolution_;
-  ActivationDescriptor activation_;
-  TensorDescriptor bias_descriptor_;
   std::map<std::vector<std::int64_t>, Plan> plans_;
   int fallbacks_ = 0;
 };

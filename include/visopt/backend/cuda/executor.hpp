@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
@@ -61,7 +62,7 @@ class Executor {
   };
 
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
-      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir) {
+      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir), strict_(options.strict) {
     report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
@@ -90,7 +91,8 @@ class Executor {
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     const bool fused = P::fusion::fuses_epilogue;
-    return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused);
+    convolutions_.push_back(std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused));
+    return convolutions_.back();
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     const auto c = p.weight.numel();
@@ -181,7 +183,7 @@ class Executor {
     const long long pairs = x.dim(0) * x.dim(1);
     launch("global_avg_pool", [&](auto tag) {
       using T = decltype(tag);
-      kernels::global_avg_pool_kernel<T><<<kernels::blocks_for(pairs * 32), 256, 0, stream()>>>(
+      kernels::global_avg_pool_kernel<T><<<kernels::blocks_for(x.view().stride(1) == 1 ? pairs : pairs * 32), 256, 0, stream()>>>(
           in<T>(x), strides4(x), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), pairs);
     });
     return y;
@@ -267,6 +269,23 @@ class Executor {
     return y;
   }
 
+  /// After the warm-up, when every convolution has settled its shapes: how many run fused. With
+  /// `strict`, a convolution that cuDNN cannot fuse is an error rather than a quiet fallback.
+  void complete_report(runtime::Report& report) const {
+    if constexpr (P::fusion::fuses_epilogue) {
+      int fused = 0, fallbacks = 0;
+      for (const auto& c : convolutions_) fused += c->fused_shapes(), fallbacks += c->fallbacks();
+      report.applied("fused_convolution", visopt::detail::concat(fused, " convolution shape(s) run as one cuDNN graph each "
+                                                                        "(convolution + bias + shortcut + ReLU in one engine)"));
+      if (fallbacks > 0) {
+        const std::string what = visopt::detail::concat(fallbacks, " convolution shape(s) have no fused cuDNN engine on this GPU: "
+                                                                   "they run as convolution + visopt's epilogue kernel");
+        require(!strict_, "cuda: strict compile: ", what);
+        report.skipped("fused_convolution_fallback", what);
+      }
+    }
+  }
+
   std::size_t activation_bytes() const { return context_.pool().bytes_reserved(); }
   std::size_t fresh_allocations() const { return context_.pool().fresh_allocations(); }
   Context& context() { return context_; }
@@ -332,6 +351,8 @@ class Executor {
 
   Context context_;
   GraphCache graphs_;
+  std::vector<Conv> convolutions_;
+  bool strict_ = false;
 };
 
 }  // namespace visopt::backend::cuda

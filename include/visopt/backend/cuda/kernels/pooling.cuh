@@ -15,11 +15,22 @@ struct Strides4 {
 template <class T>
 __global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width, T* y, Strides4 ys, int channels,
                                   int out_h, int out_w, long long total, int kernel, int stride, int padding) {
+  // Neighbouring threads take neighbouring addresses: channels innermost when the output is NHWC.
+  const bool channels_last = ys.c == 1;
   for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < total; i += 1LL * gridDim.x * blockDim.x) {
-    const int ow = static_cast<int>(i % out_w);
-    const int oh = static_cast<int>((i / out_w) % out_h);
-    const int c = static_cast<int>((i / (1LL * out_w * out_h)) % channels);
-    const long long n = i / (1LL * out_w * out_h * channels);
+    int c, oh, ow;
+    long long n;
+    if (channels_last) {
+      c = static_cast<int>(i % channels);
+      ow = static_cast<int>((i / channels) % out_w);
+      oh = static_cast<int>((i / (1LL * channels * out_w)) % out_h);
+      n = i / (1LL * out_w * out_h * channels);
+    } else {
+      ow = static_cast<int>(i % out_w);
+      oh = static_cast<int>((i / out_w) % out_h);
+      c = static_cast<int>((i / (1LL * out_w * out_h)) % channels);
+      n = i / (1LL * out_w * out_h * channels);
+    }
     float best = -FLT_MAX;
     bool any = false;
     for (int r = 0; r < kernel; ++r) {
@@ -37,9 +48,21 @@ __global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width
   }
 }
 
-/// One warp per (image, channel): y[n, c] = mean over H×W.
+/// y[n, c] = mean over H×W. NCHW: one warp per (image, channel), reading its contiguous plane.
+/// NHWC: one thread per (image, channel), neighbouring threads reading neighbouring channels.
 template <class T>
 __global__ void global_avg_pool_kernel(const T* x, Strides4 xs, int channels, int height, int width, T* y, long long pairs) {
+  if (xs.c == 1) {
+    const long long pair = blockIdx.x * 1LL * blockDim.x + threadIdx.x;
+    if (pair >= pairs) return;
+    const long long n = pair / channels;
+    const int c = static_cast<int>(pair % channels);
+    float sum = 0.0f;
+    for (int h = 0; h < height; ++h)
+      for (int w = 0; w < width; ++w) sum += load(x + n * xs.n + c + h * xs.h + w * xs.w);
+    store(y + pair, sum / static_cast<float>(height * width));
+    return;
+  }
   const long long warp = (blockIdx.x * 1LL * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (warp >= pairs) return;
