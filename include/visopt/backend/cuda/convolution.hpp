@@ -136,42 +136,48 @@ class Convolution {
     const std::string key = spec.describe();
     if (cache) {
       if (auto hit = cache->find(key)) {
-        if (graph->select(context.cudnn(), hit->value("rank", -1), Context::workspace_limit)) return graph;
+        const int rank = hit->value("rank", -2);
+        if (rank == -1) return nullptr;  // measured before: no engine fuses this shape
+        if (auto plan = graph->build(context.cudnn(), rank, Context::workspace_limit)) {
+          graph->use(std::move(*plan));
+          return graph;
+        }
         cache->forget(key);  // an entry this cuDNN rejects is not trusted
       }
     }
     // Heuristic: the first engine that builds. Measured: the fastest of the first few that build.
     constexpr int measured_candidates = 4;
-    int best_rank = -1;
+    std::optional<FusedConvolutionGraph::Plan> best;
     float best_ms = 0;
     int tried = 0;
     for (int rank = 0; rank < graph->candidates() && tried < (cache ? measured_candidates : 1); ++rank) {
-      if (!graph->select(context.cudnn(), rank, Context::workspace_limit)) continue;
+      auto plan = graph->build(context.cudnn(), rank, Context::workspace_limit);
+      if (!plan) continue;
       ++tried;
-      if (!cache) return graph;
-      const float ms = time_graph(context, *graph, x, y, z);
-      if (ms >= 0 && (best_rank < 0 || ms < best_ms)) best_rank = rank, best_ms = ms;
+      const float ms = cache ? time_plan(context, *graph, *plan, x, y, z) : 0.0f;
+      if (ms >= 0 && (!best || ms < best_ms)) best = std::move(plan), best_ms = ms;
     }
-    if (best_rank < 0) return nullptr;
-    require(graph->select(context.cudnn(), best_rank, Context::workspace_limit), "cudnn: engine ", best_rank,
-            " stopped building for ", key);
-    cache->store(key, {{"rank", best_rank}, {"ms", best_ms}});
+    if (cache) cache->store(key, {{"rank", best ? best->rank : -1}, {"ms", best_ms}});
+    if (!best) return nullptr;
+    graph->use(std::move(*best));
     return graph;
   }
 
-  /// Milliseconds of one run of the graph's selected plan (the best of three), or -1 if it fails to run.
-  float time_graph(Context& context, const FusedConvolutionGraph& graph, const Tensor& x, const Tensor& y, const void* z) {
-    void* workspace = context.workspace(graph.workspace());
+  /// Milliseconds of one run of a candidate plan (the best of three after a first, loading run), or
+  /// -1 if it fails to run.
+  float time_plan(Context& context, const FusedConvolutionGraph& graph, const FusedConvolutionGraph::Plan& plan, const Tensor& x,
+                  const Tensor& y, const void* z) {
+    void* workspace = context.workspace(plan.workspace);
     Event start, stop;
     float best = -1;
     for (int i = 0; i < 4; ++i) {
       start.record(context.stream());
       const cudnnStatus_t status =
-          graph.execute(context.cudnn(), x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace);
+          graph.execute(context.cudnn(), plan, x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace);
       stop.record(context.stream());
       if (status != CUDNN_STATUS_SUCCESS) return -1;
       const float ms = stop.since(start);
-      if (i > 0 && (best < 0 || ms < best)) best = ms;  // the first run pays for loading the kernel
+      if (i > 0 && (best < 0 || ms < best)) best = ms;
     }
     return best;
   }

@@ -6,6 +6,7 @@
 
 #include <cudnn.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -160,32 +161,47 @@ class FusedConvolutionGraph {
   /// Engine configurations cuDNN's heuristic proposes, best guess first.
   int candidates() const { return static_cast<int>(configurations_.size()); }
 
-  /// Builds the plan for candidate `rank`; false when that engine cannot run this graph here or
-  /// needs more than `workspace_limit` bytes.
-  bool select(cudnnHandle_t handle, int rank, std::size_t workspace_limit) {
-    if (rank < 0 || rank >= candidates()) return false;
-    BackendDescriptor plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-    plan.set_handle(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, handle)
+  /// An execution plan for one engine configuration, with the workspace it needs.
+  struct Plan {
+    BackendDescriptor descriptor;
+    std::size_t workspace = 0;
+    int rank = -1;
+  };
+
+  /// The plan for candidate `rank`, or nothing when that engine cannot run this graph here or needs
+  /// more than `workspace_limit` bytes. cuDNN finalises each configuration into one plan only, so the
+  /// plans of a measured search are kept rather than rebuilt.
+  std::optional<Plan> build(cudnnHandle_t handle, int rank, std::size_t workspace_limit) const {
+    if (rank < 0 || rank >= candidates()) return std::nullopt;
+    Plan plan{BackendDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR), 0, rank};
+    plan.descriptor.set_handle(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, handle)
         .set_descriptor(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configurations_[static_cast<std::size_t>(rank)]);
-    if (!plan.try_finalize()) return false;
+    if (!plan.descriptor.try_finalize()) return std::nullopt;
     std::int64_t workspace = 0, returned = 0;
-    VISOPT_CUDNN_CHECK(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
-                                                &returned, &workspace),
+    VISOPT_CUDNN_CHECK(cudnnBackendGetAttribute(plan.descriptor.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                                1, &returned, &workspace),
                        spec_.describe());
-    if (workspace < 0 || static_cast<std::size_t>(workspace) > workspace_limit) return false;
-    plan_ = std::move(plan);
-    workspace_ = static_cast<std::size_t>(workspace);
-    rank_ = rank;
-    return true;
+    if (workspace < 0 || static_cast<std::size_t>(workspace) > workspace_limit) return std::nullopt;
+    plan.workspace = static_cast<std::size_t>(workspace);
+    return plan;
   }
 
-  bool ready() const { return rank_ >= 0; }
-  int rank() const { return rank_; }
-  std::size_t workspace() const { return workspace_; }
+  /// Makes `plan` the one execute() runs.
+  void use(Plan plan) { plan_ = std::move(plan); }
 
-  /// Runs the selected plan on the handle's stream; `bias` and `residual` are ignored when the spec has none.
+  bool ready() const { return plan_.rank >= 0; }
+  int rank() const { return plan_.rank; }
+  std::size_t workspace() const { return plan_.workspace; }
+
+  /// Runs the chosen plan on the handle's stream; `bias` and `residual` are ignored when the spec has none.
   cudnnStatus_t execute(cudnnHandle_t handle, const void* x, const void* w, const void* bias, const void* residual, void* y,
                         void* workspace) const {
+    return execute(handle, plan_, x, w, bias, residual, y, workspace);
+  }
+
+  /// Runs `plan` (the chosen one, or a candidate being timed).
+  cudnnStatus_t execute(cudnnHandle_t handle, const Plan& plan, const void* x, const void* w, const void* bias,
+                        const void* residual, void* y, void* workspace) const {
     std::int64_t uids[5] = {x_uid, w_uid, y_uid, 0, 0};
     void* pointers[5] = {const_cast<void*>(x), const_cast<void*>(w), y, nullptr, nullptr};
     int count = 3;
@@ -196,7 +212,7 @@ class FusedConvolutionGraph {
         .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, pointers, count)
         .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &workspace, 1)
         .finalize("variant pack for " + spec_.describe());
-    return cudnnBackendExecute(handle, plan_.get(), pack.get());
+    return cudnnBackendExecute(handle, plan.descriptor.get(), pack.get());
   }
 
  private:
@@ -256,10 +272,9 @@ class FusedConvolutionGraph {
 
   FusedConvolutionSpec spec_;
   std::vector<BackendDescriptor> tensors_, operations_, pointwise_descriptors_;
-  BackendDescriptor graph_, plan_;
+  BackendDescriptor graph_;
   std::vector<BackendDescriptor> configurations_;
-  std::size_t workspace_ = 0;
-  int rank_ = -1;
+  Plan plan_;
 };
 
 }  // namespace visopt::backend::cuda

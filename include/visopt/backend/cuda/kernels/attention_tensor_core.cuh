@@ -1,12 +1,14 @@
 #pragma once
 // Fused self-attention on tensor cores for fp16/bf16 (O2/O3): the same contract as attention.cuh,
-// flash-style. A block takes 64 queries of one (image, head); each of its 4 warps owns 16 query rows.
-// Per tile of 64 keys: S = Q·Kᵀ on WMMA 16×16×16 fragments (fp32 accumulate), online softmax in fp32
-// (two lanes per row, interleaved columns), P stored as T, O += P·V on WMMA; O lives in registers,
-// 32 floats per lane. Tiles are loaded 16 bytes at a time, and every shared row is padded so that the
-// lanes of a warp fall on different banks (unpadded, all 32 hit one bank).
+// flash-attention-2 style. A block takes 64 queries of one (image, head); each of its 4 warps owns 16
+// query rows. Everything a warp computes stays in registers: Q fragments are loaded once; per tile of
+// 64 keys, S = Q·Kᵀ is accumulated by mma.sync m16n8k16 in fp32, the online softmax runs on those
+// accumulators (the 4 lanes sharing a row reduce with two shuffles), and because an m16n8 accumulator
+// pair has the layout of an m16k16 A operand, P feeds O += P·V without touching shared memory.
+// Shared memory holds only the Q, K and Vᵀ tiles, rows padded so a warp's fragment loads hit 32 banks.
 
-#include <mma.h>
+#include <cstdint>
+#include <type_traits>
 
 #include "attention.cuh"
 
@@ -14,21 +16,54 @@ namespace visopt::backend::cuda::kernels {
 
 inline constexpr int tc_attention_queries = 64;  // per block
 inline constexpr int tc_attention_warps = 4;
-inline constexpr int tc_row = attention_head_dim + 8;     // padded row of a Q/K/V tile and of P (elements of T)
-inline constexpr int tc_scratch_row = attention_key_tile + 4;  // padded fp32 row of S and of P·V
-static_assert(attention_head_dim == attention_key_tile, "S and P·V share one scratch layout");
+inline constexpr int tc_row = attention_head_dim + 8;  // padded row of the Q and K tiles (elements)
+inline constexpr int tc_vt_row = attention_key_tile + 8;  // padded row of the transposed V tile
+static_assert(attention_head_dim == 64 && attention_key_tile == 64, "the fragment loops below assume 64 × 64 tiles");
 
-/// Shared memory: Q, K, V tiles (T), per-warp fp32 scratch for S and P·V, per-warp P (T).
 template <class T>
 constexpr std::size_t tc_attention_shared_bytes() {
-  return sizeof(T) * (tc_attention_queries + 2 * attention_key_tile) * tc_row +
-         sizeof(float) * tc_attention_warps * 16 * tc_scratch_row + sizeof(T) * tc_attention_warps * 16 * tc_row;
+  return sizeof(T) * (tc_attention_queries * tc_row + attention_key_tile * tc_row + attention_head_dim * tc_vt_row);
+}
+
+namespace detail {
+
+/// Two floats as one 32-bit register of T pairs (the lower index in the low half).
+template <class T>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  }
+}
+
+template <class T>
+__device__ __forceinline__ std::uint32_t load2(const T* p) {
+  return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+/// c (16×8, fp32) += a (16×16) · b (16×8) on tensor cores.
+template <class T>
+__device__ __forceinline__ void mma_16x8x16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+#endif
 }
 
 /// Copies `rows` rows of 64 elements (row r at src + r·src_stride) into a padded shared tile, 16 bytes
 /// per thread per step; rows at or past `valid` are zero.
 template <class T>
-__device__ __forceinline__ void load_tile(T* tile, const T* src, long long src_stride, int rows, int valid) {
+__device__ __forceinline__ void load_rows(T* tile, const T* src, long long src_stride, int rows, int valid) {
   constexpr int chunks = attention_head_dim * static_cast<int>(sizeof(T)) / 16;  // 16-byte pieces per row
   for (int index = threadIdx.x; index < rows * chunks; index += blockDim.x) {
     const int r = index / chunks, c = index % chunks;
@@ -38,110 +73,146 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, long long src_s
   }
 }
 
+/// Copies 64 rows of V (keys) transposed into vt[d][key]: the B operand of P·V then reads two
+/// consecutive keys as one 32-bit word. Consecutive threads take consecutive keys, so the scattered
+/// 2-byte stores of a warp fall on distinct banks.
+template <class T>
+__device__ __forceinline__ void load_transposed(T* vt, const T* src, long long src_stride, int valid) {
+  constexpr int per_chunk = 16 / static_cast<int>(sizeof(T));
+  constexpr int chunks = attention_head_dim / per_chunk;
+  for (int index = threadIdx.x; index < attention_key_tile * chunks; index += blockDim.x) {
+    const int key = index % attention_key_tile, c = index / attention_key_tile;
+    uint4 value = make_uint4(0, 0, 0, 0);
+    if (key < valid) value = *reinterpret_cast<const uint4*>(src + key * src_stride + c * per_chunk);
+    const T* parts = reinterpret_cast<const T*>(&value);
+#pragma unroll
+    for (int e = 0; e < per_chunk; ++e) vt[(c * per_chunk + e) * tc_vt_row + key] = parts[e];
+  }
+}
+
+}  // namespace detail
+
 /// grid (ceil(L / 64), B·heads), block 128 threads, dynamic shared memory tc_attention_shared_bytes<T>().
 template <class T>
 __global__ void __launch_bounds__(tc_attention_warps * 32)
     attention_tensor_core_kernel(const T* qkv, T* y, int length, int heads, float scale) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800  // bf16 fragments exist from sm_80; the executor checks
-  using namespace nvcuda;
-  constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tc_row, lds = tc_scratch_row;
-  extern __shared__ __align__(128) unsigned char shared_raw[];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800  // mma.sync for bf16 exists from sm_80; the executor checks
+  constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tc_row, ldv = tc_vt_row;
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   T* q_tile = reinterpret_cast<T*>(shared_raw);
   T* k_tile = q_tile + tc_attention_queries * ld;
-  T* v_tile = k_tile + tile * ld;
-  float* scratch_all = reinterpret_cast<float*>(v_tile + tile * ld);
-  T* p_all = reinterpret_cast<T*>(scratch_all + tc_attention_warps * 16 * lds);
+  T* vt_tile = k_tile + tile * ld;
 
   const int b = blockIdx.y / heads, h = blockIdx.y % heads;
   const int d_model = heads * dh;
   const long long row_stride = 3LL * d_model;
   const T* base = qkv + static_cast<long long>(b) * length * row_stride + h * dh;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, quad = lane % 4;  // the fragment coordinates of mma.m16n8k16
   const int first_query = blockIdx.x * tc_attention_queries;
-  float* scratch = scratch_all + warp * 16 * lds;
-  T* p_tile = p_all + warp * 16 * ld;
+  const int warp_row = warp * 16;
+  const bool active = first_query + warp_row < length;  // a warp past the end still helps load
+  const float scale_log2 = scale * 1.4426950408889634f;  // softmax in base 2: exp(x) = exp2(x·log2 e)
 
-  load_tile(q_tile, base + first_query * row_stride, row_stride, tc_attention_queries, length - first_query);
-
-  const int row = lane / 2;      // this lane's query row within the warp's 16
-  const int parity = lane % 2;   // and its 32 columns (of scores, then of the output): parity, parity + 2, ...
-  float out[32];
+  detail::load_rows(q_tile, base + first_query * row_stride, row_stride, tc_attention_queries, length - first_query);
+  __syncthreads();
+  std::uint32_t q[dh / 16][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) out[i] = 0.0f;
-  float running_max = -INFINITY, running_sum = 0.0f;
-
-  for (int start = 0; start < length; start += tile) {
-    __syncthreads();  // Q is loaded; the previous K/V tile is consumed
-    load_tile(k_tile, base + start * row_stride + d_model, row_stride, tile, length - start);
-    load_tile(v_tile, base + start * row_stride + 2 * d_model, row_stride, tile, length - start);
-    __syncthreads();
-
-    // S (16 × 64) = Q_warp (16 × 64) · Kᵀ (64 × 64)
-    for (int n = 0; n < tile / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-      wmma::fill_fragment(s, 0.0f);
-#pragma unroll
-      for (int k = 0; k < dh / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bk;
-        wmma::load_matrix_sync(a, q_tile + warp * 16 * ld + k * 16, ld);
-        wmma::load_matrix_sync(bk, k_tile + n * 16 * ld + k * 16, ld);
-        wmma::mma_sync(s, a, bk, s);
-      }
-      wmma::store_matrix_sync(scratch + n * 16, s, lds, wmma::mem_row_major);
-    }
-    __syncwarp();
-
-    // Online softmax on this lane's half row.
-    float tile_max = -INFINITY;
-    float scores[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      const int key = start + parity + 2 * i;
-      scores[i] = key < length ? scratch[row * lds + parity + 2 * i] * scale : -INFINITY;
-      tile_max = fmaxf(tile_max, scores[i]);
-    }
-    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-    const float new_max = fmaxf(running_max, tile_max);
-    const float correction = expf(running_max - new_max);
-    float tile_sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      const float p = expf(scores[i] - new_max);
-      tile_sum += p;
-      p_tile[row * ld + parity + 2 * i] = static_cast<T>(p);
-    }
-    tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, 1);
-    running_sum = running_sum * correction + tile_sum;
-    running_max = new_max;
-    __syncwarp();
-
-    // P·V (16 × 64) = P (16 × 64) · V (64 × 64), then O = O·correction + P·V.
-    for (int n = 0; n < dh / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
-      wmma::fill_fragment(o, 0.0f);
-#pragma unroll
-      for (int k = 0; k < tile / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> bv;
-        wmma::load_matrix_sync(a, p_tile + k * 16, ld);
-        wmma::load_matrix_sync(bv, v_tile + k * 16 * ld + n * 16, ld);
-        wmma::mma_sync(o, a, bv, o);
-      }
-      wmma::store_matrix_sync(scratch + n * 16, o, lds, wmma::mem_row_major);
-    }
-    __syncwarp();
-#pragma unroll
-    for (int i = 0; i < 32; ++i) out[i] = out[i] * correction + scratch[row * lds + parity + 2 * i];
-    __syncwarp();  // scratch is rewritten by the next tile's S
+  for (int k = 0; k < dh / 16; ++k) {
+    const T* row_a = q_tile + (warp_row + group) * ld + k * 16 + quad * 2;
+    const T* row_b = row_a + 8 * ld;
+    q[k][0] = detail::load2(row_a);
+    q[k][1] = detail::load2(row_b);
+    q[k][2] = detail::load2(row_a + 8);
+    q[k][3] = detail::load2(row_b + 8);
   }
 
-  const int query = first_query + warp * 16 + row;
-  if (query < length) {
-    T* destination = y + (static_cast<long long>(b) * length + query) * d_model + h * dh + parity;
-    const float inverse = 1.0f / running_sum;
+  float o[dh / 8][4];
 #pragma unroll
-    for (int i = 0; i < 32; ++i) store(destination + 2 * i, out[i] * inverse);
+  for (int n = 0; n < dh / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY};  // rows group and group + 8, in scaled base-2 units
+  float row_sum[2] = {0.0f, 0.0f};            // this lane's share; the quad is summed at the end
+
+  for (int start = 0; start < length; start += tile) {
+    __syncthreads();  // the previous K and V tiles are consumed
+    detail::load_rows(k_tile, base + start * row_stride + d_model, row_stride, tile, length - start);
+    detail::load_transposed(vt_tile, base + start * row_stride + 2 * d_model, row_stride, length - start);
+    __syncthreads();
+    if (!active) continue;
+
+    float s[tile / 8][4];
+#pragma unroll
+    for (int n = 0; n < tile / 8; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      const T* key_row = k_tile + (n * 8 + group) * ld + quad * 2;
+#pragma unroll
+      for (int k = 0; k < dh / 16; ++k) detail::mma_16x8x16<T>(s[n], q[k], detail::load2(key_row + k * 16), detail::load2(key_row + k * 16 + 8));
+    }
+
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < tile / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = start + n * 8 + quad * 2 + (e & 1);
+        s[n][e] = key < length ? s[n][e] * scale_log2 : -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[n][e]);
+      }
+    }
+    float correction[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+      const float new_max = fmaxf(row_max[r], tile_max[r]);  // finite: every tile has a valid key
+      correction[r] = exp2f(row_max[r] - new_max);
+      row_max[r] = new_max;
+      row_sum[r] *= correction[r];
+    }
+#pragma unroll
+    for (int n = 0; n < tile / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - row_max[e / 2]);
+        row_sum[e / 2] += s[n][e];
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < dh / 8; ++n) {
+      o[n][0] *= correction[0], o[n][1] *= correction[0];
+      o[n][2] *= correction[1], o[n][3] *= correction[1];
+    }
+
+    // O += P·V, 16 keys at a time: S blocks 2j and 2j+1 are the A operand's two column halves.
+#pragma unroll
+    for (int j = 0; j < tile / 16; ++j) {
+      const std::uint32_t p[4] = {detail::pack2<T>(s[2 * j][0], s[2 * j][1]), detail::pack2<T>(s[2 * j][2], s[2 * j][3]),
+                                  detail::pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]),
+                                  detail::pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3])};
+#pragma unroll
+      for (int n = 0; n < dh / 8; ++n) {
+        const T* v_col = vt_tile + (n * 8 + group) * ldv + j * 16 + quad * 2;
+        detail::mma_16x8x16<T>(o[n], p, detail::load2(v_col), detail::load2(v_col + 8));
+      }
+    }
+  }
+  if (!active) return;
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int query = first_query + warp_row + group + 8 * r;
+    if (query >= length) continue;
+    const float inverse = 1.0f / row_sum[r];
+    T* destination = y + (static_cast<long long>(b) * length + query) * d_model + h * dh + quad * 2;
+#pragma unroll
+    for (int n = 0; n < dh / 8; ++n) {
+      *reinterpret_cast<std::uint32_t*>(destination + n * 8) = detail::pack2<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+    }
   }
 #endif
 }
