@@ -170,6 +170,14 @@ class Executor {
     const long long total = y.numel();
     launch("max_pool2d", [&](auto tag) {
       using T = decltype(tag);
+      constexpr int per = 16 / static_cast<int>(sizeof(T));
+      if (dense_channels_last(x) && dense_channels_last(y) && x.dim(1) % per == 0 && total / per < (1LL << 31)) {
+        const int pieces = static_cast<int>(total / per);
+        kernels::max_pool2d_nhwc_kernel<T><<<kernels::blocks_for(pieces), 256, 0, stream()>>>(
+            in<T>(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), static_cast<int>(x.dim(1)), out<T>(y),
+            static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)), pieces, kernel, stride, padding);
+        return;
+      }
       kernels::max_pool2d_kernel<T><<<kernels::blocks_for(total), 256, 0, stream()>>>(
           in<T>(x), strides4(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), strides4(y),
           static_cast<int>(y.dim(1)), static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)), total, kernel, stride, padding);
@@ -197,6 +205,11 @@ class Executor {
     const long long rows = x.numel() / d;
     launch("layer_norm", [&](auto tag) {
       using T = decltype(tag);
+      if (kernels::layer_norm_vectorizable<T>(d)) {
+        kernels::layer_norm_vector_kernel<T><<<kernels::blocks_for(rows * 32), 256, 0, stream()>>>(
+            in<T>(x), n.weight.template data_as<float>(), n.bias.template data_as<float>(), n.eps, out<T>(y), rows, d);
+        return;
+      }
       kernels::layer_norm_kernel<T><<<kernels::blocks_for(rows * 32), 256, 0, stream()>>>(
           in<T>(x), n.weight.template data_as<float>(), n.bias.template data_as<float>(), n.eps, out<T>(y), rows, d);
     });
@@ -297,6 +310,12 @@ class Executor {
   Tensor like(const Tensor& x) { return context_.allocate(x.shape(), dtype, x.view().format()); }
   template <class T> static const T* in(const Tensor& t) { return static_cast<const T*>(t.data()); }
   template <class T> static T* out(const Tensor& t) { return static_cast<T*>(t.data()); }
+  /// NHWC with no gaps: [N,C,H,W] with strides (HWC, 1, WC, C).
+  static bool dense_channels_last(const Tensor& t) {
+    const auto& v = t.view();
+    return t.rank() == 4 && v.stride(1) == 1 && v.stride(3) == t.dim(1) && v.stride(2) == t.dim(3) * t.dim(1) &&
+           v.stride(0) == t.dim(2) * t.dim(3) * t.dim(1);
+  }
   static kernels::Strides4 strides4(const Tensor& t) { return {t.view().stride(0), t.view().stride(1), t.view().stride(2), t.view().stride(3)}; }
 
   template <class Launch>

@@ -5,7 +5,8 @@
 // 64 keys, S = Q·Kᵀ is accumulated by mma.sync m16n8k16 in fp32, the online softmax runs on those
 // accumulators (the 4 lanes sharing a row reduce with two shuffles), and because an m16n8 accumulator
 // pair has the layout of an m16k16 A operand, P feeds O += P·V without touching shared memory.
-// Shared memory holds only the Q, K and Vᵀ tiles, rows padded so a warp's fragment loads hit 32 banks.
+// Shared memory holds only the Q, K and V tiles, rows padded so a warp's fragment loads hit 32 banks;
+// V's B fragments come transposed by ldmatrix.trans. Key blocks past the sequence's end are skipped.
 
 #include <cstdint>
 #include <type_traits>
@@ -16,13 +17,12 @@ namespace visopt::backend::cuda::kernels {
 
 inline constexpr int tc_attention_queries = 64;  // per block
 inline constexpr int tc_attention_warps = 4;
-inline constexpr int tc_row = attention_head_dim + 8;  // padded row of the Q and K tiles (elements)
-inline constexpr int tc_vt_row = attention_key_tile + 8;  // padded row of the transposed V tile
+inline constexpr int tc_row = attention_head_dim + 8;  // padded row of the Q, K and V tiles (elements)
 static_assert(attention_head_dim == 64 && attention_key_tile == 64, "the fragment loops below assume 64 × 64 tiles");
 
 template <class T>
 constexpr std::size_t tc_attention_shared_bytes() {
-  return sizeof(T) * (tc_attention_queries * tc_row + attention_key_tile * tc_row + attention_head_dim * tc_vt_row);
+  return sizeof(T) * (tc_attention_queries + 2 * attention_key_tile) * tc_row;
 }
 
 namespace detail {
@@ -73,21 +73,15 @@ __device__ __forceinline__ void load_rows(T* tile, const T* src, long long src_s
   }
 }
 
-/// Copies 64 rows of V (keys) transposed into vt[d][key]: the B operand of P·V then reads two
-/// consecutive keys as one 32-bit word. Consecutive threads take consecutive keys, so the scattered
-/// 2-byte stores of a warp fall on distinct banks.
-template <class T>
-__device__ __forceinline__ void load_transposed(T* vt, const T* src, long long src_stride, int valid) {
-  constexpr int per_chunk = 16 / static_cast<int>(sizeof(T));
-  constexpr int chunks = attention_head_dim / per_chunk;
-  for (int index = threadIdx.x; index < attention_key_tile * chunks; index += blockDim.x) {
-    const int key = index % attention_key_tile, c = index / attention_key_tile;
-    uint4 value = make_uint4(0, 0, 0, 0);
-    if (key < valid) value = *reinterpret_cast<const uint4*>(src + key * src_stride + c * per_chunk);
-    const T* parts = reinterpret_cast<const T*>(&value);
-#pragma unroll
-    for (int e = 0; e < per_chunk; ++e) vt[(c * per_chunk + e) * tc_vt_row + key] = parts[e];
-  }
+/// Four 8×8 b16 matrices from shared memory, transposed: lane l gives the address of row l % 8 of
+/// matrix l / 8 and receives, per matrix, the two elements of column l / 4 at rows 2(l % 4), 2(l % 4) + 1.
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row_address) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row_address));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+#endif
 }
 
 }  // namespace detail
@@ -97,11 +91,11 @@ template <class T>
 __global__ void __launch_bounds__(tc_attention_warps * 32)
     attention_tensor_core_kernel(const T* qkv, T* y, int length, int heads, float scale) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800  // mma.sync for bf16 exists from sm_80; the executor checks
-  constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tc_row, ldv = tc_vt_row;
+  constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tc_row;
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T* q_tile = reinterpret_cast<T*>(shared_raw);
   T* k_tile = q_tile + tc_attention_queries * ld;
-  T* vt_tile = k_tile + tile * ld;
+  T* v_tile = k_tile + tile * ld;
 
   const int b = blockIdx.y / heads, h = blockIdx.y % heads;
   const int d_model = heads * dh;
@@ -136,7 +130,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
   for (int start = 0; start < length; start += tile) {
     __syncthreads();  // the previous K and V tiles are consumed
     detail::load_rows(k_tile, base + start * row_stride + d_model, row_stride, tile, length - start);
-    detail::load_transposed(vt_tile, base + start * row_stride + 2 * d_model, row_stride, length - start);
+    detail::load_rows(v_tile, base + start * row_stride + 2 * d_model, row_stride, tile, length - start);
     __syncthreads();
     if (!active) continue;
 
@@ -144,6 +138,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
 #pragma unroll
     for (int n = 0; n < tile / 8; ++n) {
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      if (start + n * 8 >= length) continue;  // every key of this block is past the end: masked below
       const T* key_row = k_tile + (n * 8 + group) * ld + quad * 2;
 #pragma unroll
       for (int k = 0; k < dh / 16; ++k) detail::mma_16x8x16<T>(s[n], q[k], detail::load2(key_row + k * 16), detail::load2(key_row + k * 16 + 8));
@@ -186,13 +181,18 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
     // O += P·V, 16 keys at a time: S blocks 2j and 2j+1 are the A operand's two column halves.
 #pragma unroll
     for (int j = 0; j < tile / 16; ++j) {
+      if (start + j * 16 >= length) continue;  // P is zero there
       const std::uint32_t p[4] = {detail::pack2<T>(s[2 * j][0], s[2 * j][1]), detail::pack2<T>(s[2 * j][2], s[2 * j][3]),
                                   detail::pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]),
                                   detail::pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3])};
+      const int matrix = lane / 8;  // keys j·16 + (matrix & 1)·8 + lane % 8, values of d block n + matrix / 2
+      const T* v_row = v_tile + (j * 16 + (matrix & 1) * 8 + lane % 8) * ld + (matrix >> 1) * 8;
 #pragma unroll
-      for (int n = 0; n < dh / 8; ++n) {
-        const T* v_col = vt_tile + (n * 8 + group) * ldv + j * 16 + quad * 2;
-        detail::mma_16x8x16<T>(o[n], p, detail::load2(v_col), detail::load2(v_col + 8));
+      for (int n = 0; n < dh / 8; n += 2) {
+        std::uint32_t v[4];
+        detail::ldmatrix_x4_trans(v, v_row + n * 8);
+        detail::mma_16x8x16<T>(o[n], p, v[0], v[1]);
+        detail::mma_16x8x16<T>(o[n + 1], p, v[2], v[3]);
       }
     }
   }

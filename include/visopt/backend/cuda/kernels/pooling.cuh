@@ -48,6 +48,47 @@ __global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width
   }
 }
 
+/// Max pooling on dense NHWC tensors whose channels come in whole 16-byte pieces: one thread per
+/// output piece, 16-byte loads, 32-bit indices (the caller checks `total` fits). Same semantics as
+/// max_pool2d_kernel.
+template <class T>
+__global__ void max_pool2d_nhwc_kernel(const T* x, int height, int width, int channels, T* y, int out_h, int out_w, int total,
+                                       int kernel, int stride, int padding) {
+  constexpr int per = 16 / static_cast<int>(sizeof(T));
+  const int pieces = channels / per;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const int piece = i % pieces;
+    int rest = i / pieces;
+    const int ow = rest % out_w;
+    rest /= out_w;
+    const int oh = rest % out_h;
+    const int n = rest / out_h;
+    float best[per];
+    bool any = false;
+    for (int r = 0; r < kernel; ++r) {
+      const int ih = oh * stride - padding + r;
+      if (ih < 0 || ih >= height) continue;
+      for (int s = 0; s < kernel; ++s) {
+        const int iw = ow * stride - padding + s;
+        if (iw < 0 || iw >= width) continue;
+        const uint4 raw = *reinterpret_cast<const uint4*>(x + ((static_cast<long long>(n) * height + ih) * width + iw) * channels + piece * per);
+        const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int k = 0; k < per; ++k) {
+          const float v = load(e + k);
+          best[k] = (!any || v > best[k] || v != v) ? v : best[k];
+        }
+        any = true;
+      }
+    }
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int k = 0; k < per; ++k) store(e + k, any ? best[k] : -FLT_MAX);
+    *reinterpret_cast<uint4*>(y + static_cast<long long>(i) * per) = raw;
+  }
+}
+
 /// y[n, c] = mean over H×W. NCHW: one warp per (image, channel), reading its contiguous plane.
 /// NHWC: one thread per (image, channel), neighbouring threads reading neighbouring channels.
 template <class T>
