@@ -123,6 +123,12 @@ TEST_CASE("BatchProcessor letterboxes without cutting, and unpad maps a box back
   CHECK(std::abs(back.y0 - white.y0) <= 2);
   CHECK(std::abs(back.y1 - white.y1) <= 2);
   CHECK(p.clip(p.unpad(runtime::Box{-5, 0, 70, 64})) == runtime::Box{0, 0, 100, 60});
+
+  // As docs/getting-started.md shows it: a vector of images in, one result each.
+  const std::vector<io::Image> images{image, image};
+  const std::vector<runtime::Result> results = processor.run(images);
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].placement.unpad(runtime::Box{0, 13, 64, 51}) == runtime::Box{0, 0, 100, 60});
 }
 
 TEST_CASE("Placement::unpad inverts to_model for both fits", "[batch]") {
