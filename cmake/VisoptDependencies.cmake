@@ -1,6 +1,7 @@
 # Finds what the core needs (Eigen, nlohmann-json, OpenMP, threads) and what each optional backend
 # needs, honouring VISOPT_WITH_ONEDNN / VISOPT_WITH_CUDA = ON | OFF | AUTO. Sets VISOPT_HAVE_ONEDNN
 # and VISOPT_HAVE_CUDA, and the python interpreter that runs the oracle (VISOPT_PYTHON_EXECUTABLE).
+# For visopt's own examples and benchmarks only: CLI11::CLI11, and cpp-httplib (VISOPT_HAVE_HTTPLIB).
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(nlohmann_json 3.2 REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
@@ -54,3 +55,34 @@ endif()
 set(VISOPT_PYTHON_EXECUTABLE "${VISOPT_PYTHON_EXECUTABLE}" CACHE STRING "Python with torch and torchvision (the oracle)")
 
 message(STATUS "visopt: oneDNN backend ${VISOPT_HAVE_ONEDNN}, CUDA backend ${VISOPT_HAVE_CUDA}, oracle '${VISOPT_PYTHON_EXECUTABLE}'")
+
+# ---- what only visopt's own examples and benchmarks need (never a consumer of the package) ----
+if(VISOPT_BUILD_EXAMPLES OR VISOPT_BUILD_BENCH)
+  # CLI11: Debian's libcli11-dev ships a CMake package; elsewhere the header may be all there is
+  # (-DVISOPT_CLI11_INCLUDE_DIR=/path/holding/CLI).
+  find_package(CLI11 CONFIG QUIET)
+  if(NOT TARGET CLI11::CLI11)
+    find_path(VISOPT_CLI11_INCLUDE_DIR CLI/CLI.hpp)
+    if(NOT VISOPT_CLI11_INCLUDE_DIR)
+      message(FATAL_ERROR "The examples and benchmarks need CLI11 (Debian: libcli11-dev; or -DVISOPT_CLI11_INCLUDE_DIR=...), "
+                          "or configure with -DVISOPT_BUILD_EXAMPLES=OFF -DVISOPT_BUILD_BENCH=OFF")
+    endif()
+    add_library(CLI11::CLI11 INTERFACE IMPORTED)
+    target_include_directories(CLI11::CLI11 INTERFACE ${VISOPT_CLI11_INCLUDE_DIR})
+  endif()
+endif()
+
+# cpp-httplib for examples/serve. Debian's libcpp-httplib-dev is a compiled library whose pkg-config file
+# carries the feature macros its ABI depends on (OpenSSL, zlib, brotli), so it is found through pkg-config.
+set(VISOPT_HAVE_HTTPLIB OFF)
+if(VISOPT_BUILD_EXAMPLES)
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(VISOPT_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+  endif()
+  if(TARGET PkgConfig::VISOPT_HTTPLIB)
+    set(VISOPT_HAVE_HTTPLIB ON)
+  else()
+    message(STATUS "visopt: examples/serve is not built: it needs cpp-httplib (Debian: libcpp-httplib-dev and pkg-config)")
+  endif()
+endif()

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -20,6 +19,7 @@
 
 #include <visopt/io/class_names.hpp>
 #include <visopt/io/image.hpp>
+#include <visopt/io/top_k.hpp>
 #include <visopt/visopt.hpp>
 
 #ifndef VISOPT_EXAMPLES_DATA_DIR
@@ -43,29 +43,17 @@ LevelResult with_level(std::string_view level, F&& run) {
   throw visopt::Error("classify: unknown level '" + std::string(level) + "'; expected O0 or O1");
 }
 
-/// Indices of the k largest logits of row 0, largest first.
-std::vector<int> top_k(const visopt::Tensor& logits, int k) {
-  const float* row = logits.data_as<float>();
-  std::vector<int> order(static_cast<std::size_t>(logits.dim(1)));
-  std::iota(order.begin(), order.end(), 0);
-  k = std::min(k, static_cast<int>(order.size()));
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) { return row[a] > row[b]; });
-  order.resize(static_cast<std::size_t>(k));
-  return order;
+/// The k most likely classes of row 0 of host f32 logits [1, classes].
+std::vector<visopt::io::ScoredClass> top_k(const visopt::Tensor& logits, int k) {
+  return visopt::io::top_k({logits.data_as<float>(), static_cast<std::size_t>(logits.dim(1))}, k);
 }
 
 void print_result(const LevelResult& result, const std::vector<std::string>& classes) {
-  const float* row = result.logits.data_as<float>();
-  const auto n = static_cast<std::size_t>(result.logits.dim(1));
-  const float largest = *std::max_element(row, row + n);
-  double total = 0.0;  // softmax, shifted by the largest logit so exp() cannot overflow
-  for (std::size_t i = 0; i < n; ++i) total += std::exp(static_cast<double>(row[i] - largest));
-
   std::printf("%s: %.2f ms\n", result.level.c_str(), result.latency_ms);
   int rank = 1;
-  for (const int i : top_k(result.logits, 5)) {
-    const double p = std::exp(static_cast<double>(row[i] - largest)) / total;
-    std::printf("  %d. %5.2f%%  %s (%d)\n", rank++, 100.0 * p, classes[static_cast<std::size_t>(i)].c_str(), i);
+  for (const visopt::io::ScoredClass& c : top_k(result.logits, 5)) {
+    std::printf("  %d. %5.2f%%  %s (%d)\n", rank++, 100.0 * c.probability, classes[static_cast<std::size_t>(c.index)].c_str(),
+                c.index);
   }
   std::printf("%s\n\n", result.report.c_str());
 }
@@ -148,7 +136,12 @@ int main(int argc, char** argv) {
       for (std::int64_t i = 0; i < results[0].logits.numel(); ++i) {
         max_difference = std::max(max_difference, std::abs(a[i] - b[i]));
       }
-      const bool agree = top_k(results[0].logits, 5) == top_k(results[1].logits, 5);
+      const auto indices = [](const visopt::Tensor& logits) {
+        std::vector<int> out;
+        for (const auto& c : top_k(logits, 5)) out.push_back(c.index);
+        return out;
+      };
+      const bool agree = indices(results[0].logits) == indices(results[1].logits);
       std::printf("O0 vs O1: top-5 %s, max |logit difference| %.3g\n", agree ? "agree" : "DIFFER", max_difference);
     }
     return 0;

@@ -6,6 +6,7 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <visopt/io/class_names.hpp>
 #include <visopt/io/image.hpp>
+#include <visopt/io/top_k.hpp>
 
 #if __has_include(<stb/stb_image_write.h>)
 #include <stb/stb_image_write.h>
@@ -14,6 +15,7 @@
 #endif
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -351,4 +353,20 @@ TEST_CASE("class-name files: one name per line, counted in every error", "[image
   write_text(dir.path / "empty.txt", "\n\n");
   VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "empty.txt"), "holds no names");
   VISOPT_REQUIRE_ERROR(visopt::io::load_class_names(dir.path / "none.txt"), "none.txt'");
+}
+
+TEST_CASE("top_k ranks logits largest first with softmax probabilities", "[image][top_k]") {
+  const std::vector<float> logits{1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
+  const auto top = visopt::io::top_k(logits, 3);
+  REQUIRE(top.size() == 3);
+  CHECK(top[0].index == 1);  // a tie goes to the lower index
+  CHECK(top[1].index == 3);
+  CHECK(top[2].index == 0);
+  double total = 0;
+  for (const float v : logits) total += std::exp(double(v));
+  CHECK(top[0].probability == Approx(std::exp(3.0) / total));
+  CHECK(top[2].probability == Approx(std::exp(1.0) / total));
+  CHECK(top[2].logit == 1.0f);
+  CHECK(visopt::io::top_k(logits, 99).size() == logits.size());
+  CHECK_THROWS_WITH(visopt::io::top_k(std::span<const float>{}, 5), Catch::Contains("row of logits is empty"));
 }

@@ -312,18 +312,20 @@ struct Preprocess {
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
 };
 
-/// Resizes the shorter side to options.resize (the longer to floor(resize * long / short), as torchvision),
-/// centre-crops options.crop x options.crop and returns host float [3, crop, crop] holding
-/// (v / 255 - mean[c]) / std[c], computed in float in that order so it matches torchvision bit for bit
-/// given the same resized pixels.
-inline Tensor preprocess(const Image& image, const Preprocess& options = {}) {
+/// Where io::preprocess takes its pixels from: the size the whole image is resized to, and the top-left
+/// corner of the centre crop in that resized image. Model-input pixel (x, y) is resized pixel
+/// (x + left, y + top), and resized pixel (u, v) covers original pixels (u, v) * original / resized.
+struct PreprocessGeometry {
+  int resized_width = 0, resized_height = 0;
+  int left = 0, top = 0;
+};
+
+/// The geometry io::preprocess uses for `image`: the shorter side becomes options.resize, the longer
+/// floor(resize * long / short) as torchvision computes it; the crop is centred with Python's rounding.
+inline PreprocessGeometry preprocess_geometry(const Image& image, const Preprocess& options) {
   require(options.resize > 0 && options.crop > 0 && options.crop <= options.resize,
           "io: preprocess: needs 0 < crop <= resize, got crop ", options.crop, " and resize ", options.resize);
-  for (int c = 0; c < 3; ++c) {
-    require(options.std[static_cast<std::size_t>(c)] != 0.0f, "io: preprocess: std[", c, "] is zero");
-  }
   require(image.width > 0 && image.height > 0, "io: preprocess: image is ", image.width, "x", image.height);
-
   const bool wide = image.width >= image.height;
   const int short_side = wide ? image.height : image.width;
   const int long_side = wide ? image.width : image.height;
@@ -332,12 +334,28 @@ inline Tensor preprocess(const Image& image, const Preprocess& options = {}) {
   require(new_long <= max_image_side, "io: preprocess: resizing ", image.width, "x", image.height,
           " so that its shorter side is ", options.resize, " makes the longer ", new_long, " pixels (over ",
           max_image_side, ")");
-  const int resized_width = wide ? static_cast<int>(new_long) : options.resize;
-  const int resized_height = wide ? options.resize : static_cast<int>(new_long);
-  const Image resized = resize_image(image, resized_width, resized_height);
+  PreprocessGeometry g;
+  g.resized_width = wide ? static_cast<int>(new_long) : options.resize;
+  g.resized_height = wide ? options.resize : static_cast<int>(new_long);
+  g.left = detail::centre_offset(g.resized_width, options.crop);
+  g.top = detail::centre_offset(g.resized_height, options.crop);
+  return g;
+}
 
-  const int top = detail::centre_offset(resized_height, options.crop);
-  const int left = detail::centre_offset(resized_width, options.crop);
+/// Resizes the shorter side to options.resize (the longer to floor(resize * long / short), as torchvision),
+/// centre-crops options.crop x options.crop and returns host float [3, crop, crop] holding
+/// (v / 255 - mean[c]) / std[c], computed in float in that order so it matches torchvision bit for bit
+/// given the same resized pixels.
+inline Tensor preprocess(const Image& image, const Preprocess& options = {}) {
+  for (int c = 0; c < 3; ++c) {
+    require(options.std[static_cast<std::size_t>(c)] != 0.0f, "io: preprocess: std[", c, "] is zero");
+  }
+  const PreprocessGeometry geometry = preprocess_geometry(image, options);
+  const int resized_width = geometry.resized_width;
+  const Image resized = resize_image(image, resized_width, geometry.resized_height);
+
+  const int top = geometry.top;
+  const int left = geometry.left;
   const int crop = options.crop;
   Tensor out = Tensor::empty(Shape{3, crop, crop});
   float* dst = out.data_as<float>();

@@ -68,6 +68,9 @@ class Engine {
 
   const runtime::Report& report() const { return report_; }
   const runtime::CompileOptions& options() const { return options_; }
+  /// The square image side the engine was warmed up at: a ViT's, fixed by its weights, or a ResNet's
+  /// CompileOptions::image_size (224 when 0). runtime::BatchProcessor fits images to it.
+  std::int64_t image_size() const { return image_size_; }
   Executor& executor() { return *executor_; }
 
  private:

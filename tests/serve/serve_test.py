@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""examples/serve over HTTP on 127.0.0.1: concurrent /predict requests are batched and each answer equals
+a direct engine run of the same image (serve --once); a malformed image is a 400 with visopt's message;
+/status counts the requests and gives ordered p50/p95/p99 latencies; SIGTERM stops it cleanly.
+
+    serve_test.py PATH/TO/serve PATH/TO/sample.jpg
+Standard library only."""
+import concurrent.futures
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+MODEL = ["--random-weights", "--seed", "5", "--model", "resnet18", "--image-size", "64", "--level", "O1",
+         "--backend", "reference", "--max-batch", "4", "--threads", "2"]
+
+
+def bmp(width, height, rng):
+    """A 24-bit BMP of random pixels (rows bottom-up, each padded to 4 bytes)."""
+    stride = (width * 3 + 3) // 4 * 4
+    pixels = b"".join(bytes(rng.randrange(256) for _ in range(width * 3)) + bytes(stride - width * 3)
+                      for _ in range(height))
+    header = struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    return header + info + pixels
+
+
+def request(url, data=None, content_type="application/octet-stream"):
+    """(status, parsed JSON body) of a GET, or of a POST when data is given."""
+    headers = {} if data is None else {"Content-Type": content_type}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def main():
+    serve, sample = sys.argv[1], sys.argv[2]
+    rng = random.Random(3)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [sample]
+        for i, (w, h) in enumerate([(64, 64), (100, 37), (31, 80), (257, 129), (13, 7), (90, 90), (40, 200),
+                                    (65, 64), (120, 71), (33, 33), (70, 20)]):
+            paths.append(os.path.join(tmp, f"image{i}.bmp"))
+            with open(paths[-1], "wb") as f:
+                f.write(bmp(w, h, rng))
+
+        # Each image alone through the engine, no batcher: the answers the server must give.
+        direct = subprocess.run([serve, *MODEL, "--once", *paths], check=True, capture_output=True, text=True)
+        expected = {a["image"]: a["top5"] for a in map(json.loads, direct.stdout.splitlines())}
+        check(len(expected) == len(paths), f"--once answered {len(expected)} of {len(paths)} images")
+
+        server = subprocess.Popen([serve, *MODEL, "--host", "127.0.0.1", "--port", "0", "--batch-window-ms", "300"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            first = server.stdout.readline()
+            check(first.startswith("serve: listening on http://127.0.0.1:"), f"first line: {first!r}")
+            base = first.split()[-1]
+            check(request(base + "/health") == (200, {"status": "ok"}), "/health")
+
+            def predict(path):
+                with open(path, "rb") as f:
+                    return path, request(base + "/predict", f.read())
+
+            with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+                answers = list(pool.map(predict, paths))
+            for path, (status, body) in answers:
+                check(status == 200, f"{path}: HTTP {status} {body}")
+                got, want = body["top5"], expected[path]
+                check([c["index"] for c in got] == [c["index"] for c in want],
+                      f"{path}: server top-5 {[c['index'] for c in got]} != direct {[c['index'] for c in want]}")
+                for g, w in zip(got, want):
+                    check(g["class"] == w["class"] and abs(g["probability"] - w["probability"]) <= 1e-4 * w["probability"] + 1e-7,
+                          f"{path}: {g} != {w}")
+            sizes = [body["batch_size"] for _, (_, body) in answers]
+            check(max(sizes) > 1, f"concurrent requests were never batched: batch sizes {sizes}")
+
+            status, body = request(base + "/predict", b"this is not an image")
+            check(status == 400 and "io: cannot read image 'request body': not a JPEG, PNG, BMP or GIF image" in body["error"],
+                  f"malformed image: HTTP {status} {body}")
+            status, body = request(base + "/predict", b"")
+            check(status == 400 and "it is empty" in body["error"], f"empty body: HTTP {status} {body}")
+
+            status, body = request(base + "/predict", bytes(10000), "application/x-www-form-urlencoded")
+            check(status == 413 and "Content-Type: application/octet-stream" in body["error"], f"form body: HTTP {status} {body}")
+            status, body = request(base + "/nowhere")
+            check(status == 404 and "the endpoints are" in body["error"], f"unknown path: HTTP {status} {body}")
+
+            status, body = request(base + "/status")
+            check(status == 200, f"/status: HTTP {status}")
+            check(body["requests"] == {"answered": len(paths), "bad_request": 2, "failed": 0}, f"counts {body['requests']}")
+            latency = body["latency_ms"]
+            check(latency["samples"] == len(paths), f"latency samples {latency}")
+            check(0 < latency["p50"] <= latency["p95"] <= latency["p99"], f"percentiles out of order: {latency}")
+            check(max(sizes) == body["batches"]["largest_batch"] <= 4, f"batches {body['batches']} vs sizes {sizes}")
+            check(body["batches"]["images"] == len(paths), f"batches {body['batches']}")
+            check(body["report"]["level"] == "O1" and body["report"]["backend"] == "reference", f"report {body['report']}")
+            print(f"serve_test: {len(paths)} answers in batches of {sorted(sizes)}, latency {latency}")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            rest, _ = server.communicate(timeout=60)
+        check(server.returncode == 0, f"serve exited with {server.returncode}")
+        check(f"stopped after {len(paths)} answers" in rest, f"last output: {rest[-300:]!r}")
+    print("serve_test: passed")
+
+
+if __name__ == "__main__":
+    main()
