@@ -61,8 +61,9 @@ class Executor {
   };
 
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
-      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir) {
-    report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
+      : context_(options.device.value_or(0), std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir),
+        strict_(options.strict.value_or(false)) {
+    report.device = "cuda:" + std::to_string(options.device.value_or(0)) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
     if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN and cuBLASLt may use TF32 tensor cores");
@@ -90,7 +91,8 @@ class Executor {
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     const bool fused = P::fusion::fuses_epilogue;
-    return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused);
+    convolutions_.push_back(std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused));
+    return convolutions_.back();
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     const auto c = p.weight.numel();
@@ -120,11 +122,49 @@ class Executor {
   template <class Forward>
   Tensor run(const TensorView& images, Forward&& forward) {
     if constexpr (captures) {
-      return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
-    } else {
-      Tensor staged = stage(images);
-      Tensor logits = to_float(forward(place(staged)));
-      return finish(logits, images.device());
+      if (graph_fallback_.empty()) {
+        try {
+          return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
+        } catch (const Error& e) {
+          // A forward that cannot be captured (a library call that is not capture-safe on this driver)
+          // still runs eagerly; complete_report() says so, and strict turns it into compile()'s error.
+          if (strict_) throw;
+          (void)cudaGetLastError();  // a failed capture leaves no sticky error, only the last one
+          graph_fallback_ = e.what();
+        }
+      }
+    }
+    Tensor staged = stage(images);
+    Tensor logits = to_float(forward(place(staged)));
+    return finish(logits, images.device());
+  }
+
+  /// Called by Engine after the warm-up: what fell back. Under CompileOptions::strict a fallback is an error.
+  void complete_report(runtime::Report& report) const {
+    int fallbacks = 0, fused = 0;
+    for (const auto& c : convolutions_) {
+      fallbacks += c->fallbacks();
+      fused += c->fused() ? 1 : 0;
+    }
+    if (fused > 0 && fallbacks > 0) {
+      const std::string reason = visopt::detail::concat(
+          fallbacks, " of ", fused, " fused convolution(s) had no cuDNN fused algorithm for their shape and run as "
+          "convolution + epilogue kernel");
+      require(!strict_, "visopt: CompileOptions::strict: ", reason);
+      report.skipped("fused_conv_fallback", reason);
+    } else if (fused > 0) {
+      report.applied("fused_conv", visopt::detail::concat(fused, " convolution(s) in one cudnnConvolutionBiasActivationForward each"));
+    }
+    if constexpr (captures) {
+      if (!graph_fallback_.empty()) {
+        report.skipped("cuda_graph", "capture failed, running eagerly instead: " + graph_fallback_);
+      }
+    }
+    report.workspace_bytes = context_.workspace_bytes();
+    report.activation_bytes = activation_bytes();
+    if (const auto* cache = context_.cache()) {
+      report.cache_hits = cache->hits();
+      report.cache_misses = cache->misses();
     }
   }
 
@@ -331,7 +371,10 @@ class Executor {
   friend class GraphCache;
 
   Context context_;
+  bool strict_ = false;
   GraphCache graphs_;
+  std::vector<std::shared_ptr<Convolution>> convolutions_;  // for complete_report(): which fell back
+  std::string graph_fallback_;                              // why capture failed, once it has
 };
 
 }  // namespace visopt::backend::cuda
