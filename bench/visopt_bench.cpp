@@ -231,41 +231,6 @@ inline Model build_model(const std::string& name, int image_size, std::uint64_t 
   return models::vit(vit_size, patch, weights, {.image_size = image_size});
 }
 
-/// Multiply-adds for one image through a ResNet, from its parameter tree: each convolution's weight
-/// count times its output positions (shapes followed through strides and padding), and the classifier.
-inline std::int64_t multiply_adds(const models::ResNet& net, int image_size) {
-  std::int64_t macs = 0;
-  auto conv = [&](const nn::ConvBnActParams& p, const Shape& input) {
-    const Shape out = nn::conv2d_output_shape(input, p.conv.weight.shape(), p.conv.geometry);
-    macs += out[2] * out[3] * p.conv.weight.numel();
-    return out;
-  };
-  Shape x = conv(net.stem, Shape{1, 3, image_size, image_size});
-  x = nn::pool2d_output_shape(x, 3, 2, 1);  // the stem's max pool, as models/resnet_network.hpp runs it
-  for (const auto& stage : net.stages) {
-    for (const auto& block : stage) {
-      Shape y = x;
-      for (const auto& c : block.convs) y = conv(c, y);
-      if (block.downsample) conv(*block.downsample, x);
-      x = y;
-    }
-  }
-  return macs + net.fc.weight.numel();
-}
-
-/// Multiply-adds for one image through a ViT: the patch projection, per block the four linear layers
-/// over every token plus attention's two T×T×D products, and the head on the class token.
-inline std::int64_t multiply_adds(const models::ViT& net, int /*image_size: fixed by the model*/) {
-  const std::int64_t tokens = net.tokens();
-  std::int64_t macs = (tokens - 1) * net.embed.weight.numel();
-  for (const auto& b : net.blocks) {
-    macs += tokens * (b.attention.qkv.weight.numel() + b.attention.proj.weight.numel() + b.mlp.fc1.weight.numel() +
-                      b.mlp.fc2.weight.numel());
-    macs += 2 * tokens * tokens * net.hidden;
-  }
-  return macs + net.head.weight.numel();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Instruments: where the input lives, how one run is timed and memory measured, per backend
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +384,7 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   options.max_batch = batch;
   options.num_threads = settings.threads;
   options.image_size = settings.image_size;
-  Instruments<B> instruments(options.device);  // the memory baseline comes before compile()
+  Instruments<B> instruments(*runtime::resolve(options).device);  // VISOPT_DEVICE applies unless set  // the memory baseline comes before compile()
   auto engine = visopt::compile<Level, B>(model, options);
   const Tensor input = instruments.place(random_tensor({batch, 3, settings.image_size, settings.image_size},
                                                        settings.seed + 1));
@@ -738,7 +703,7 @@ inline int run(Settings settings) {
     try {
       model = build_model(name, settings.image_size, settings.seed);
       flops = 2.0 * static_cast<double>(
-                        std::visit([&](const auto& m) { return multiply_adds(m, settings.image_size); }, *model));
+                        std::visit([&](const auto& m) { return models::multiply_adds(m, settings.image_size); }, *model));
     } catch (const std::exception& e) {
       build_error = e.what();
     }

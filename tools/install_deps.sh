@@ -8,6 +8,7 @@ packages=(
   libdnnl-dev                          # oneDNN CPU backend (optional: the build skips it when absent)
   libstb-dev libcli11-dev              # examples: image loading, command lines
   libcpp-httplib-dev pkg-config        # examples/serve: HTTP server (found through pkg-config)
+  python3-matplotlib                   # examples/levels' chart (tools/plot_levels.py)
   catch2                               # tests
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits
   libopenblas0-pthread                 # a fast BLAS for that torch (Debian's default reference BLAS is ~10x slower)

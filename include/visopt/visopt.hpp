@@ -11,6 +11,7 @@
 #include "nn/weights.hpp"
 #include "models/resnet.hpp"
 #include "models/vit.hpp"
+#include "models/summary.hpp"
 #include "backend/backends.hpp"
 #include "backend/reference/executor.hpp"
 #if defined(VISOPT_HAS_ONEDNN)

@@ -12,15 +12,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/env.hpp"
+
 namespace visopt::runtime {
 
 /// Where caches live: CompileOptions::cache_dir, else VISOPT_CACHE_DIR, else $XDG_CACHE_HOME/visopt,
 /// else ~/.cache/visopt, else the system temporary directory.
 inline std::filesystem::path cache_directory(const std::string& configured) {
   if (!configured.empty()) return configured;
-  if (const char* dir = std::getenv("VISOPT_CACHE_DIR"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "visopt";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "visopt";
+  if (const auto dir = env::cache_dir()) return *dir;
+  if (const auto xdg = env::text("XDG_CACHE_HOME")) return std::filesystem::path(*xdg) / "visopt";
+  if (const auto home = env::text("HOME")) return std::filesystem::path(*home) / ".cache" / "visopt";
   return std::filesystem::temp_directory_path() / "visopt";
 }
 

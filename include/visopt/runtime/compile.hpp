@@ -17,11 +17,15 @@ using runtime::CompileOptions;
 
 namespace detail {
 
+/// Validates the options and starts the report; `options` comes back resolved (runtime::resolve):
+/// every field the caller left unset holds its environment variable's value or its default.
 template <PolicyBundle Level, backend::Backend B>
-runtime::Report start_report(const std::string& model, std::int64_t parameters, const CompileOptions& options) {
-  require(options.max_batch >= 1, model, ": CompileOptions::max_batch is ", options.max_batch, ", must be >= 1");
-  require(options.warmup >= 0, model, ": CompileOptions::warmup is ", options.warmup, ", must be >= 0");
+runtime::Report start_report(const std::string& model, std::int64_t parameters, CompileOptions& options) {
   runtime::Report report;
+  options = runtime::resolve(std::move(options), &report.settings);
+  require(options.max_batch >= 1, model, ": CompileOptions::max_batch is ", options.max_batch, ", must be >= 1");
+  require(*options.warmup >= 0, model, ": CompileOptions::warmup is ", *options.warmup, ", must be >= 0");
+  require(*options.device >= 0, model, ": CompileOptions::device is ", *options.device, ", must be >= 0");
   report.model = model;
   report.level = std::string(Level::name);
   report.backend = std::string(B::name);
@@ -54,7 +58,7 @@ Engine<Level, B> build_engine(const Model& model, const CompileOptions& options,
 
 /// Compiles a ResNet for Level on backend B. The model is taken by value: passes rewrite the copy.
 template <PolicyBundle Level, backend::Backend B>
-Engine<Level, B> compile(models::ResNet model, const CompileOptions& options = {}) {
+Engine<Level, B> compile(models::ResNet model, CompileOptions options = {}) {
   const auto started = std::chrono::steady_clock::now();
   runtime::Report report = detail::start_report<Level, B>(model.name, model.parameter_count(), options);
   if constexpr (Level::fusion::folds_batch_norm) {
@@ -70,7 +74,7 @@ Engine<Level, B> compile(models::ResNet model, const CompileOptions& options = {
 
 /// Compiles a ViT for Level on backend B. Its image size is fixed by the model (the position embedding).
 template <PolicyBundle Level, backend::Backend B>
-Engine<Level, B> compile(const models::ViT& model, const CompileOptions& options = {}) {
+Engine<Level, B> compile(const models::ViT& model, CompileOptions options = {}) {
   const auto started = std::chrono::steady_clock::now();
   runtime::Report report = detail::start_report<Level, B>(model.name, model.parameter_count(), options);
   require(options.image_size == 0 || options.image_size == model.image_size, model.name, ": CompileOptions::image_size is ",

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "../backend/backends.hpp"
+#include "../core/env.hpp"
 #include "../core/error.hpp"
 #include "../policy/levels.hpp"
 
@@ -66,6 +67,38 @@ decltype(auto) with_level_and_backend(std::string_view level, std::string_view b
       }
     });
   });
+}
+
+}  // namespace visopt
+
+namespace visopt {
+
+/// The level a program runs: `given` (its command line or config file) when not empty, else
+/// VISOPT_LEVEL, else `fallback`. A value that is no level is a visopt::Error naming where it came from.
+inline std::string choose_level(std::string_view given, std::string_view fallback = "O1") {
+  const auto from_env = env::level();
+  const std::string level = !given.empty() ? std::string(given) : from_env ? *from_env : std::string(fallback);
+  const char* source = !given.empty() ? "" : from_env ? "environment variable VISOPT_LEVEL: " : "";
+  try {
+    with_level(level, [](auto) { return 0; });
+  } catch (const Error& e) {
+    throw Error(source + std::string(e.what()));
+  }
+  return level;
+}
+
+/// The backend a program runs: `given` when not empty, else VISOPT_BACKEND, else `fallback`. A name
+/// that is not built into this translation unit is a visopt::Error listing those that are.
+inline std::string choose_backend(std::string_view given, std::string_view fallback = backend::Reference::name) {
+  const auto from_env = env::backend();
+  const std::string name = !given.empty() ? std::string(given) : from_env ? *from_env : std::string(fallback);
+  const char* source = !given.empty() ? "" : from_env ? "environment variable VISOPT_BACKEND: " : "";
+  try {
+    with_backend(name, [](auto) { return 0; });
+  } catch (const Error& e) {
+    throw Error(source + std::string(e.what()));
+  }
+  return name;
 }
 
 }  // namespace visopt

@@ -76,9 +76,10 @@ class Engine {
  private:
   /// Runs max_batch-sized batches so that memory is reserved and caches are filled before the first run().
   void warm_up() {
-    if (options_.warmup <= 0) return;
+    const int passes = options_.warmup.value_or(1);
+    if (passes <= 0) return;
     const Tensor images = Tensor::zeros({options_.max_batch, 3, image_size_, image_size_});
-    for (int i = 0; i < options_.warmup; ++i) run(images);
+    for (int i = 0; i < passes; ++i) run(images);
     report_.activation_bytes = executor_->activation_bytes();
   }
 

@@ -3,11 +3,14 @@
 // parameters and memory. Printable as text (engine.report()) and as JSON for tools.
 
 #include <cstdint>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "options.hpp"
 
 namespace visopt::runtime {
 
@@ -21,12 +24,17 @@ struct Report {
   std::string model, level, backend, device, policy;
   std::string compute_precision;  // what the backend actually computes in ("fp32", "fp16", ...)
   std::vector<Optimization> optimizations;
+  std::map<std::string, int> algorithms;  // "convolution: brg:avx512_core" -> how many operations use it
+  std::vector<Setting> settings;          // each CompileOptions knob's value and where it came from
   std::int64_t parameters = 0;
   std::size_t weight_bytes = 0, activation_bytes = 0, workspace_bytes = 0;
+  int cache_hits = 0, cache_misses = 0;  // the on-disk algorithm cache (measured tuning), when there is one
   double compile_ms = 0;
 
-  void applied(std::string name, std::string detail) { optimizations.push_back({std::move(name), true, std::move(detail)}); }
-  void skipped(std::string name, std::string reason) { optimizations.push_back({std::move(name), false, std::move(reason)}); }
+  /// Records an optimisation; a later entry of the same name replaces the earlier one (a fallback
+  /// found during the warm-up overrides what the constructor planned), so each name appears once.
+  void applied(std::string name, std::string detail) { record({std::move(name), true, std::move(detail)}); }
+  void skipped(std::string name, std::string reason) { record({std::move(name), false, std::move(reason)}); }
 
   /// Whether the named optimisation was applied.
   bool has(const std::string& name) const {
@@ -48,9 +56,15 @@ struct Report {
     if (first) s += " no optimisations";
     s += "\n  policy: " + policy + "\n  computes in: " + compute_precision;
     for (const auto& o : optimizations) s += "\n  " + std::string(o.applied ? "[applied] " : "[skipped] ") + o.name + ": " + o.detail;
+    for (const auto& [algorithm, count] : algorithms) s += "\n  algorithm: " + algorithm + " x" + std::to_string(count);
     s += "\n  parameters: " + std::to_string(parameters) + ", weights " + std::to_string(weight_bytes / 1024) +
          " KiB, activations " + std::to_string(activation_bytes / 1024) + " KiB, workspace " +
-         std::to_string(workspace_bytes / 1024) + " KiB\n  compile: " + std::to_string(compile_ms) + " ms";
+         std::to_string(workspace_bytes / 1024) + " KiB\n  compile: " + std::to_string(static_cast<long long>(compile_ms)) +
+         " ms, algorithm cache " + std::to_string(cache_hits) + " hits / " + std::to_string(cache_misses) + " misses";
+    if (!settings.empty()) {
+      s += "\n  settings:";
+      for (const auto& setting : settings) s += " " + setting.name + "=" + setting.value + " (" + setting.source + ")";
+    }
     return s;
   }
 
@@ -63,13 +77,28 @@ struct Report {
                      {"compute_precision", compute_precision},
                      {"parameters", parameters},
                      {"memory", {{"weights", weight_bytes}, {"activations", activation_bytes}, {"workspace", workspace_bytes}}},
-                     {"compile_ms", compile_ms}};
+                     {"compile_ms", compile_ms},
+                     {"cache", {{"hits", cache_hits}, {"misses", cache_misses}}},
+                     {"algorithms", algorithms}};
+    j["settings"] = nlohmann::json::object();
+    for (const auto& setting : settings) j["settings"][setting.name] = {{"value", setting.value}, {"source", setting.source}};
     j["optimizations"] = nlohmann::json::array();
     for (const auto& o : optimizations) j["optimizations"].push_back({{"name", o.name}, {"applied", o.applied}, {"detail", o.detail}});
     return j;
   }
 
   friend std::ostream& operator<<(std::ostream& out, const Report& r) { return out << r.text(); }
+
+ private:
+  void record(Optimization o) {
+    for (auto& existing : optimizations) {
+      if (existing.name == o.name) {
+        existing = std::move(o);
+        return;
+      }
+    }
+    optimizations.push_back(std::move(o));
+  }
 };
 
 }  // namespace visopt::runtime

@@ -40,6 +40,7 @@ class Context {
   runtime::ActivationPool& results() { return results_; }
   /// The measured-algorithm cache, or null when tuning is heuristic.
   runtime::AlgorithmCache* cache() { return cache_.get(); }
+  const runtime::AlgorithmCache* cache() const { return cache_.get(); }
 
   Tensor allocate(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::contiguous) {
     return pool_.allocate(shape, dtype, format);

@@ -62,8 +62,9 @@ class Executor {
   };
 
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
-      : context_(options.device, std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir), strict_(options.strict) {
-    report.device = "cuda:" + std::to_string(options.device) + " " + context_.device().description();
+      : context_(options.device.value_or(0), std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir),
+        strict_(options.strict.value_or(false)) {
+    report.device = "cuda:" + std::to_string(options.device.value_or(0)) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
     if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN and cuBLASLt may use TF32 tensor cores");
@@ -122,11 +123,47 @@ class Executor {
   template <class Forward>
   Tensor run(const TensorView& images, Forward&& forward) {
     if constexpr (captures) {
-      return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
-    } else {
-      Tensor staged = stage(images);
-      Tensor logits = to_float(forward(place(staged)));
-      return finish(logits, images.device());
+      if (graph_fallback_.empty()) {
+        try {
+          return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
+        } catch (const Error& e) {
+          // A forward that cannot be captured (a library call that is not capture-safe on this driver)
+          // still runs eagerly; complete_report() says so, and strict turns it into compile()'s error.
+          if (strict_) throw;
+          (void)cudaGetLastError();  // a failed capture leaves no sticky error, only the last one
+          graph_fallback_ = e.what();
+        }
+      }
+    }
+    Tensor staged = stage(images);
+    Tensor logits = to_float(forward(place(staged)));
+    return finish(logits, images.device());
+  }
+
+  /// Called by Engine after the warm-up: what fell back. Under CompileOptions::strict a fallback is an error.
+  void complete_report(runtime::Report& report) const {
+    if constexpr (P::fusion::fuses_epilogue) {
+      int fused = 0, fallbacks = 0;
+      for (const auto& c : convolutions_) fused += c->fused_shapes(), fallbacks += c->fallbacks();
+      report.applied("fused_conv", visopt::detail::concat(fused, " convolution shape(s) run as one cuDNN graph each "
+                                                                 "(convolution + bias + shortcut + ReLU in one engine)"));
+      if (fallbacks > 0) {
+        const std::string reason = visopt::detail::concat(fallbacks, " convolution shape(s) have no fused cuDNN engine on this "
+                                                                     "GPU and run as convolution + visopt's epilogue kernel");
+        require(!strict_, "visopt: CompileOptions::strict: ", reason);
+        report.skipped("fused_conv_fallback", reason);
+      }
+    }
+    if constexpr (captures) {
+      if (!graph_fallback_.empty()) {
+        report.skipped("cuda_graph", "capture failed, running eagerly instead: " + graph_fallback_);
+      }
+    }
+    report.workspace_bytes = context_.workspace_bytes();
+    report.activation_bytes = activation_bytes();
+    if (const auto* cache = context_.cache()) {
+      report.cache_hits = cache->hits();
+      report.cache_misses = cache->misses();
     }
   }
 
@@ -282,23 +319,6 @@ class Executor {
     return y;
   }
 
-  /// After the warm-up, when every convolution has settled its shapes: how many run fused. With
-  /// `strict`, a convolution that cuDNN cannot fuse is an error rather than a quiet fallback.
-  void complete_report(runtime::Report& report) const {
-    if constexpr (P::fusion::fuses_epilogue) {
-      int fused = 0, fallbacks = 0;
-      for (const auto& c : convolutions_) fused += c->fused_shapes(), fallbacks += c->fallbacks();
-      report.applied("fused_convolution", visopt::detail::concat(fused, " convolution shape(s) run as one cuDNN graph each "
-                                                                        "(convolution + bias + shortcut + ReLU in one engine)"));
-      if (fallbacks > 0) {
-        const std::string what = visopt::detail::concat(fallbacks, " convolution shape(s) have no fused cuDNN engine on this GPU: "
-                                                                   "they run as convolution + visopt's epilogue kernel");
-        require(!strict_, "cuda: strict compile: ", what);
-        report.skipped("fused_convolution_fallback", what);
-      }
-    }
-  }
-
   std::size_t activation_bytes() const { return context_.pool().bytes_reserved(); }
   std::size_t fresh_allocations() const { return context_.pool().fresh_allocations(); }
   Context& context() { return context_; }
@@ -369,9 +389,10 @@ class Executor {
   friend class GraphCache;
 
   Context context_;
-  GraphCache graphs_;
-  std::vector<Conv> convolutions_;
   bool strict_ = false;
+  GraphCache graphs_;
+  std::vector<Conv> convolutions_;  // for complete_report(): which run fused
+  std::string graph_fallback_;                              // why capture failed, once it has
 };
 
 }  // namespace visopt::backend::cuda

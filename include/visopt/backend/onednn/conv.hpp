@@ -55,6 +55,12 @@ class ConvOp {
   const PackedWeights& packed() const { return packed_; }
   std::size_t primitives() const { return steps_.size(); }
 
+  /// Calls f(const Step&) for each primitive made so far (one per input layout).
+  template <class F>
+  void for_each_step(F&& f) const {
+    steps_.for_each(f);
+  }
+
  private:
   Step make(Context& context, const TensorView& x, const TensorView& y, const dnnl::memory::desc& src,
             const dnnl::memory::desc& dst) {

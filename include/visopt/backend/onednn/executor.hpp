@@ -4,8 +4,8 @@
 // has it), layout (NHWC kept end to end) and memory (a pool, or at O3 one arena planned by liveness).
 //
 // Threads: OpenMP's default (OMP_NUM_THREADS, else every core), overridden by the environment
-// variable VISOPT_NUM_THREADS, overridden in turn by CompileOptions::num_threads; report().device says
-// which applied.
+// variable VISOPT_NUM_THREADS, overridden in turn by CompileOptions::num_threads; report().settings
+// says which applied.
 
 #include <memory>
 #include <string>
@@ -73,7 +73,7 @@ class Executor {
     const CpuFeatures& cpu = cpu_features();
     using precision_t = typename P::precision;
     if constexpr (std::is_same_v<precision_t, precision::fp16>) {
-      require(!options.strict, "visopt: precision::fp16 on backend::OneDnn: oneDNN 2.6 has no fp16 CPU kernels; use "
+      require(!options.strict.value_or(false), "visopt: precision::fp16 on backend::OneDnn: oneDNN 2.6 has no fp16 CPU kernels; use "
                                "precision::bf16 or precision::half, or leave CompileOptions::strict off to run in fp32");
       report.skipped("fp16", "oneDNN 2.6 has no fp16 CPU kernels; computing in fp32 (precision::half or bf16 use bf16)");
     } else if constexpr (std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half>) {
@@ -82,7 +82,7 @@ class Executor {
         report.applied("bf16", "bf16 activations and weights on " + cpu.isa_name +
                                    ", fp32 accumulation; LayerNorm statistics, softmax, pooled features and logits in fp32");
       } else {
-        require(!options.strict, "visopt: bf16 asked of backend::OneDnn with CompileOptions::strict, but ",
+        require(!options.strict.value_or(false), "visopt: bf16 asked of backend::OneDnn with CompileOptions::strict, but ",
                 cpu.bf16_missing_reason);
         report.skipped("bf16", cpu.bf16_missing_reason + "; computing in fp32");
       }
@@ -103,11 +103,7 @@ class Executor {
       report.skipped("measured_tuning", "oneDNN dispatches one implementation per shape and ISA (brgemm/jit); there "
                                         "are no candidates to time");
     }
-    const int requested = requested_threads(options.num_threads);
-    const char* source = options.num_threads > 0 ? "CompileOptions::num_threads"
-                         : requested > 0         ? "VISOPT_NUM_THREADS"
-                                                 : "OpenMP default";
-    report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads, " + source + ")";
+    report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads)";
     report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
   }
 
@@ -332,6 +328,9 @@ class Executor {
     }
     report.activation_bytes = memory_.bytes_reserved();
     report.workspace_bytes = context_.scratchpad_bytes();
+    // The implementation oneDNN dispatched for each convolution and matmul ("brg:avx512_core", "jit:avx2"...).
+    for (const auto& op : convs_owned_) op->for_each_step([&](const Step& s) { ++report.algorithms["convolution: " + s.implementation()]; });
+    for (const auto& op : linears_owned_) op->for_each_step([&](const Step& s) { ++report.algorithms["matmul: " + s.implementation()]; });
   }
 
  private:

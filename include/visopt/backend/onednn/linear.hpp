@@ -33,6 +33,12 @@ class LinearOp {
 
   const PackedWeights& packed() const { return packed_; }
 
+  /// Calls f(const Step&) for each primitive made so far (one per input layout).
+  template <class F>
+  void for_each_step(F&& f) const {
+    steps_.for_each(f);
+  }
+
  private:
   Step make(Context& context, const TensorView& x, const TensorView& y) {
     const std::int64_t n = out_features(), k = in_features();

@@ -17,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include "../../core/env.hpp"
 #include "../../core/tensor.hpp"
 #include "check.hpp"
 
@@ -82,14 +83,7 @@ struct Layout {
 /// else the environment variable VISOPT_NUM_THREADS, else 0 (OpenMP's default, OMP_NUM_THREADS).
 inline int requested_threads(int option) {
   if (option > 0) return option;
-  if (const char* env = std::getenv("VISOPT_NUM_THREADS"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    require(end != nullptr && *end == '\0' && n >= 1 && n <= 4096, "onednn: VISOPT_NUM_THREADS is '", env,
-            "', expected a positive thread count");
-    return static_cast<int>(n);
-  }
-  return 0;
+  return env::num_threads().value_or(0);
 }
 
 /// The engine, stream, thread count and scratchpad that all primitives of one executor share.
@@ -225,6 +219,11 @@ class StepCache {
     return *entries_.back().second;
   }
   std::size_t size() const { return entries_.size(); }
+  /// Calls f(const Value&) for every entry, in the order they were made.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& entry : entries_) f(*entry.second);
+  }
 
  private:
   std::vector<std::pair<Key, std::unique_ptr<Value>>> entries_;

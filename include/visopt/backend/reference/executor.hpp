@@ -73,10 +73,14 @@ class Executor {
 
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
+    ++convolutions_;
     return {p.weight, p.bias, p.geometry, epilogue};
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) { return {p}; }
-  Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) { return {p.weight, p.bias, epilogue}; }
+  Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
+    ++matmuls_;
+    return {p.weight, p.bias, epilogue};
+  }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) { return {p}; }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
@@ -191,6 +195,12 @@ class Executor {
     return y;
   }
 
+  /// Called by Engine after the warm-up: the one algorithm each kind of operation has here.
+  void complete_report(runtime::Report& report) const {
+    if (convolutions_ > 0) report.algorithms["convolution: im2col + Eigen GEMM"] = convolutions_;
+    if (matmuls_ > 0) report.algorithms["matmul: Eigen GEMM"] = matmuls_;
+  }
+
   /// Activation memory reserved so far (for report()).
   std::size_t activation_bytes() const { return pool_.bytes_reserved(); }
   /// Fresh allocations so far: constant once every batch size has been seen.
@@ -201,6 +211,7 @@ class Executor {
   static const float* bias_of(const Tensor& bias) { return bias.defined() ? f32(bias) : nullptr; }
 
   runtime::ActivationPool pool_;
+  int convolutions_ = 0, matmuls_ = 0;  // prepared, for complete_report()
 };
 
 }  // namespace visopt::backend::reference
