@@ -12,6 +12,23 @@ struct Strides4 {
   long long n, c, h, w;
 };
 
+/// Calls visit(ih, iw) for each input position of output (oh, ow)'s window that lies inside the image.
+template <class Visit>
+__device__ __forceinline__ void for_each_in_window(int oh, int ow, int height, int width, int kernel, int stride, int padding,
+                                                   Visit&& visit) {
+  for (int r = 0; r < kernel; ++r) {
+    const int ih = oh * stride - padding + r;
+    if (ih < 0 || ih >= height) continue;
+    for (int s = 0; s < kernel; ++s) {
+      const int iw = ow * stride - padding + s;
+      if (iw >= 0 && iw < width) visit(ih, iw);
+    }
+  }
+}
+
+/// The running maximum with PyTorch's semantics: the first value seeds it and a NaN sticks.
+__device__ __forceinline__ float max_step(float best, float v, bool first) { return (first || v > best || v != v) ? v : best; }
+
 template <class T>
 __global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width, T* y, Strides4 ys, int channels,
                                   int out_h, int out_w, long long total, int kernel, int stride, int padding) {
@@ -33,17 +50,10 @@ __global__ void max_pool2d_kernel(const T* x, Strides4 xs, int height, int width
     }
     float best = -FLT_MAX;
     bool any = false;
-    for (int r = 0; r < kernel; ++r) {
-      const int ih = oh * stride - padding + r;
-      if (ih < 0 || ih >= height) continue;
-      for (int s = 0; s < kernel; ++s) {
-        const int iw = ow * stride - padding + s;
-        if (iw < 0 || iw >= width) continue;
-        const float v = load(x + n * xs.n + c * xs.c + ih * xs.h + iw * xs.w);
-        best = (!any || v > best || v != v) ? v : best;
-        any = true;
-      }
-    }
+    for_each_in_window(oh, ow, height, width, kernel, stride, padding, [&](int ih, int iw) {
+      best = max_step(best, load(x + n * xs.n + c * xs.c + ih * xs.h + iw * xs.w), !any);
+      any = true;
+    });
     store(y + n * ys.n + c * ys.c + oh * ys.h + ow * ys.w, best);
   }
 }
@@ -65,22 +75,13 @@ __global__ void max_pool2d_nhwc_kernel(const T* x, int height, int width, int ch
     const int n = rest / out_h;
     float best[per];
     bool any = false;
-    for (int r = 0; r < kernel; ++r) {
-      const int ih = oh * stride - padding + r;
-      if (ih < 0 || ih >= height) continue;
-      for (int s = 0; s < kernel; ++s) {
-        const int iw = ow * stride - padding + s;
-        if (iw < 0 || iw >= width) continue;
-        const uint4 raw = *reinterpret_cast<const uint4*>(x + ((static_cast<long long>(n) * height + ih) * width + iw) * channels + piece * per);
-        const T* e = reinterpret_cast<const T*>(&raw);
+    for_each_in_window(oh, ow, height, width, kernel, stride, padding, [&](int ih, int iw) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(x + ((static_cast<long long>(n) * height + ih) * width + iw) * channels + piece * per);
+      const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-        for (int k = 0; k < per; ++k) {
-          const float v = load(e + k);
-          best[k] = (!any || v > best[k] || v != v) ? v : best[k];
-        }
-        any = true;
-      }
-    }
+      for (int k = 0; k < per; ++k) best[k] = max_step(best[k], load(e + k), !any);
+      any = true;
+    });
     uint4 raw;
     T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
