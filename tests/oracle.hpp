@@ -1,6 +1,7 @@
 #pragma once
 // Comparing logits with the PyTorch oracle as CONVENTIONS.md defines it: r = max|y − ref| / max|ref|,
-// cosine similarity, and top-1 agreement over the batch; plus where the fixtures live.
+// cosine similarity, and top-1 agreement over the batch, checked against the tolerance of the
+// precision an engine computes in; plus where the fixtures live.
 
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +11,8 @@
 
 #include <visopt/core/tensor.hpp>
 #include <visopt/io/safetensors.hpp>
+
+#include "catch.hpp"
 
 namespace visopt::testing {
 
@@ -68,5 +71,16 @@ inline constexpr Tolerance fp32_tolerance{1e-4, 0.0};
 inline constexpr Tolerance tf32_tolerance{1e-2, 0.0};
 inline constexpr Tolerance half_tolerance{5e-2, 0.999};
 inline constexpr double min_top1 = 0.99;
+
+/// The tolerance for logits an engine computed in `compute`: fp32's, or the half-precision one for
+/// bf16 and fp16 (TF32 engines, which compute in f32 tensors, pick tf32_tolerance themselves).
+inline Tolerance tolerance_for(DType compute) { return compute == DType::f32 ? fp32_tolerance : half_tolerance; }
+
+/// Checks `a` against `t` and the top-1 agreement, each as its own CHECK (the caller INFOs the context).
+inline void check_agreement(const Agreement& a, const Tolerance& t) {
+  CHECK(a.relative_error <= t.relative_error);
+  CHECK(a.cosine >= t.min_cosine);
+  CHECK(a.top1 >= min_top1);
+}
 
 }  // namespace visopt::testing

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include <visopt/visopt.hpp>
 
@@ -15,6 +16,7 @@
 
 using namespace visopt;
 using visopt::testing::compare_logits;
+using visopt::testing::first_images;
 using visopt::testing::fixture;
 
 // ---- a counting allocator: this binary's malloc family forwards to glibc's and counts while asked ----
@@ -78,14 +80,6 @@ int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
 
 namespace {
 
-Tensor first_images(const Tensor& images, std::int64_t count) {
-  Shape shape = images.shape();
-  shape[0] = count;
-  Tensor out = Tensor::empty(shape);
-  std::memcpy(out.data(), images.data(), out.nbytes());
-  return out;
-}
-
 /// Runs `engine` on `images` while counting allocations; checks that the only allocation that is
 /// not oneDNN's small per-call bookkeeping is the returned logits, and that nothing was planned anew.
 template <class Engine>
@@ -137,14 +131,11 @@ TEST_CASE("onednn O3: run() allocates nothing but the logits for a batch size se
 /// compares each with the oracle's rows; then batch 9 and a malformed batch must fail.
 template <class Engine>
 void check_batch_sizes(Engine& engine, const Tensor& images, const Tensor& expected) {
-  const bool bf16 = engine.executor().compute_type() == DType::bf16;
-  const auto tolerance = bf16 ? visopt::testing::half_tolerance : visopt::testing::fp32_tolerance;
+  const auto tolerance = visopt::testing::tolerance_for(engine.executor().compute_type());
   for (const std::int64_t n : {8, 5, 1, 5, 8}) {
     const auto a = compare_logits(engine.run(first_images(images, n)), first_images(expected, n));
     INFO("batch " << n << ": r=" << a.relative_error << " cosine=" << a.cosine << " top1=" << a.top1);
-    CHECK(a.relative_error <= tolerance.relative_error);
-    CHECK(a.cosine >= tolerance.min_cosine);
-    CHECK(a.top1 >= visopt::testing::min_top1);
+    visopt::testing::check_agreement(a, tolerance);
   }
   VISOPT_REQUIRE_ERROR(engine.run(first_images(images, 9)), "compiled for 1..8 (CompileOptions::max_batch)");
   VISOPT_REQUIRE_ERROR(engine.run(Tensor::zeros({2, 3, 64})), "expected images [N,3,H,W]");
@@ -221,4 +212,70 @@ TEST_CASE("onednn: CompileOptions::num_threads sets the thread count and the rep
   CHECK(engine.report().device.find("(1 threads)") != std::string::npos);
   CHECK_THAT(engine.report().text(), VISOPT_CATCH_CONTAINS("num_threads=1 (CompileOptions)"));
   CHECK(engine.run(Tensor::zeros({1, 3, 32, 32})).shape() == Shape{1, 1000});
+}
+
+namespace {
+
+/// Compiles `model` at `Level`, then checks structurally what run() does: repeated batch sizes make
+/// no primitive and pack no weights (a primitive re-created or weights re-packed per call would show
+/// here, not just as a slow run), no primitive is oneDNN's reference implementation, and past O0
+/// at most one reorder runs per batch size: the input's (a reorder between layers would be a layout
+/// mismatch left in the forward pass).
+template <class Level, class Model>
+void check_structure(const Model& model, const char* what, int image_size) {
+  auto engine = compile<Level, backend::OneDnn>(model, {.max_batch = 2, .image_size = image_size});
+  const auto& census = engine.executor().census();
+  INFO(what << " " << engine.report().level << ": " << engine.report().text());
+  const Tensor images = Tensor::zeros({2, 3, image_size, image_size});
+  const int primitives = census.primitives, packs = census.weight_packs;
+  REQUIRE(primitives > 0);
+  engine.run(images);
+  engine.run(images);
+  CHECK(census.primitives == primitives);
+  CHECK(census.weight_packs == packs);
+  // A new batch size may make its primitives once, on its first run; never again.
+  engine.run(first_images(images, 1));
+  const int after_new_size = census.primitives, packs_after_new_size = census.weight_packs;
+  engine.run(first_images(images, 1));
+  engine.run(images);
+  CHECK(census.primitives == after_new_size);
+  CHECK(census.weight_packs == packs_after_new_size);
+
+  int reorders = 0;
+  for (const auto& [name, count] : census.implementations) {
+    INFO(name << ": " << count);
+    CHECK(name.find("ref") == std::string::npos);
+    if (name.starts_with("reorder")) reorders += count;
+  }
+  if constexpr (!std::is_same_v<Level, O0>) CHECK(reorders <= 2);  // the input's, at each of the two batch sizes
+  CHECK(engine.report().has("primitives"));
+}
+
+template <class Model>
+void check_structure_all_levels(const Model& model, const char* what, int image_size) {
+  check_structure<O0>(model, what, image_size);
+  check_structure<O1>(model, what, image_size);
+  check_structure<O2>(model, what, image_size);
+  check_structure<O3>(model, what, image_size);
+}
+
+}  // namespace
+
+TEST_CASE("onednn: run() makes no primitive, packs no weights and uses no reference kernel", "[onednn][structure]") {
+  check_structure_all_levels(models::resnet(18, models::RandomWeights{6}), "resnet18", 64);
+  const auto vit = models::vit(models::ViTSize::tiny, 16, models::RandomWeights{7}, {.image_size = 32});
+  check_structure_all_levels(vit, "vit_ti_16", 32);
+
+  // The qkv projection writes q, k and v as planes that attention reads in place: per layer three
+  // qkv matmuls (one per plane), proj, fc1 and fc2; Q·Kᵀ, softmax and S·V are made once for all
+  // layers (same shapes); plus the patch projection and the head. No copy loop is left to count.
+  auto engine = compile<O3, backend::OneDnn>(vit, {.max_batch = 1});
+  int matmuls = 0, softmaxes = 0;
+  for (const auto& [name, count] : engine.executor().census().implementations) {
+    if (name.starts_with("matmul")) matmuls += count;
+    if (name.starts_with("softmax")) softmaxes += count;
+  }
+  const int layers = 12;  // ViT-Ti
+  CHECK(softmaxes == 1);
+  CHECK(matmuls == layers * (3 + 1 + 2) + 2 + 2);
 }

@@ -56,10 +56,7 @@ void check_level(const std::string& name, const char* level, const Model& model,
                                            << " fell back to fp32 and is checked as fp32");
     }
   }
-  const auto tolerance = bf16 ? visopt::testing::half_tolerance : visopt::testing::fp32_tolerance;
-  CHECK(a.relative_error <= tolerance.relative_error);
-  CHECK(a.cosine >= tolerance.min_cosine);
-  CHECK(a.top1 >= visopt::testing::min_top1);
+  visopt::testing::check_agreement(a, visopt::testing::tolerance_for(engine.executor().compute_type()));
 }
 
 struct Fixture {

@@ -19,8 +19,7 @@ class MultiHeadAttention {
 
   /// normed [B,L,D], residual [B,L,D] -> residual + attention(normed)
   Tensor forward(Exec& exec, const Tensor& normed, const Tensor& residual) const {
-    const Tensor qkv = exec.linear(qkv_, normed);
-    const Tensor mixed = exec.attention(qkv, heads_);
+    const Tensor mixed = attend(exec, normed);
     if constexpr (P::fusion::fuses_epilogue) {
       return exec.linear(proj_, mixed, &residual);
     } else {
@@ -29,6 +28,16 @@ class MultiHeadAttention {
   }
 
  private:
+  /// normed [B,L,D] -> attention over the heads of its qkv projection. An executor whose projection
+  /// can hand q, k and v to attention without the packed [B,L,3D] qkv (oneDNN) offers self_attention.
+  Tensor attend(Exec& exec, const Tensor& normed) const {
+    if constexpr (requires { exec.self_attention(qkv_, normed, heads_); }) {
+      return exec.self_attention(qkv_, normed, heads_);
+    } else {
+      return exec.attention(exec.linear(qkv_, normed), heads_);
+    }
+  }
+
   typename Exec::Linear qkv_, proj_;
   int heads_;
 };

@@ -1,15 +1,15 @@
 #pragma once
-// Multi-head self-attention on oneDNN: q, k and v are split out of the packed qkv [B,L,3D] into three
-// dense [B,L,D] planes (one pass over qkv), so that both batched matmuls read their heads through the
+// Multi-head self-attention on oneDNN, on q, k and v as three dense [B,L,D] planes (the qkv
+// projection writes them so: LinearOp::run_planes). Both batched matmuls read their heads through the
 // strides of dense [B,L,H,dh] descriptors and run on brgemm kernels; the 1/sqrt(dh) scale rides in the
-// first matmul's output scale, softmax runs in fp32, and S·V is written straight into y [B,L,D].
+// first matmul's output scale, softmax runs in fp32 (oneDNN 2.6 has no softmax post-op), and S·V is
+// written straight into y [B,L,D] in the heads' order. Three primitives, no copy.
 //
-// Why not read qkv in place with strided descriptors: oneDNN 2.6 runs such matmuls on its packed GEMM
-// ("gemm:jit"), which mallocs packing buffers on every call (an O3 run() must not allocate) and was
-// measured 10-25% slower here than brgemm; the split costs one read and one write of qkv.
+// Why not read a packed qkv [B,L,3D] in place: oneDNN 2.6 runs matmuls on strides that are not a
+// permutation of a dense tensor on its packed GEMM ("gemm:jit"), which mallocs packing buffers on
+// every call (an O3 run() must not allocate) and was measured 10-25% slower here than brgemm.
 
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "primitive.hpp"
@@ -18,15 +18,14 @@ namespace visopt::backend::onednn {
 
 class AttentionOp {
  public:
-  /// qkv [B,L,3D] (dense) -> y [B,L,D] (dense, qkv's type). `planes` is [3,B,L,D] in qkv's type;
-  /// `scores` is fp32 [B,H,L,L]; `probs` has that shape in qkv's type and may be `scores` itself
-  /// when that is fp32 (softmax in place).
-  void run(Context& context, const TensorView& qkv, const TensorView& planes, const TensorView& scores,
-           const TensorView& probs, const TensorView& y) {
-    const Steps& steps = cache_.get(Layouts<5>{Layout(qkv), Layout(planes), Layout(scores), Layout(probs), Layout(y)},
-                                    [&] { return make(context, qkv, planes, scores, probs, y); });
-    split(qkv, planes);
-    const std::size_t plane = static_cast<std::size_t>(y.numel()) * dtype_size(qkv.dtype());
+  /// planes [3,B,L,D] (q, k, v; dense) -> y [B,L,D] (dense, the planes' type). `scores` is fp32
+  /// [B,H,L,L]; `probs` has that shape in the planes' type and may be `scores` itself when that is
+  /// fp32 (softmax in place).
+  void run(Context& context, const TensorView& planes, const TensorView& scores, const TensorView& probs,
+           const TensorView& y) {
+    const Steps& steps = cache_.get(Layouts<4>{Layout(planes), Layout(scores), Layout(probs), Layout(y)},
+                                    [&] { return make(context, planes, scores, probs, y); });
+    const std::size_t plane = static_cast<std::size_t>(y.numel()) * dtype_size(planes.dtype());
     const auto* q = static_cast<const std::byte*>(planes.data());
     steps.scores.run(context, {q, q + plane, scores.data()});
     steps.softmax.run(context, {scores.data(), probs.data()});
@@ -38,34 +37,18 @@ class AttentionOp {
     Step scores, softmax, mix;
   };
 
-  /// planes[t, b, l, :] = qkv[b, l, t*D : (t+1)*D]
-  static void split(const TensorView& qkv, const TensorView& planes) {
-    const std::int64_t rows = qkv.dim(0) * qkv.dim(1), d = qkv.dim(2) / 3;
-    const std::size_t row_bytes = static_cast<std::size_t>(d) * dtype_size(qkv.dtype());
-    const auto* from = static_cast<const std::byte*>(qkv.data());
-    auto* to = static_cast<std::byte*>(planes.data());
-#pragma omp parallel for collapse(2)
-    for (std::int64_t t = 0; t < 3; ++t) {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        std::memcpy(to + static_cast<std::size_t>(t * rows + r) * row_bytes,
-                    from + static_cast<std::size_t>(r * 3 + t) * row_bytes, row_bytes);
-      }
-    }
-  }
-
-  static Steps make(Context& context, const TensorView& qkv, const TensorView& planes, const TensorView& scores,
-                    const TensorView& probs, const TensorView& y) {
-    const std::int64_t b = qkv.dim(0), l = qkv.dim(1), d = y.dim(2), h = scores.dim(1), dh = d / h;
-    const std::string what = visopt::detail::concat("attention on qkv ", qkv.shape(), " ", dtype_name(qkv.dtype()),
-                                                    " with ", h, " heads");
-    require(qkv.rank() == 3 && qkv.is_contiguous() && qkv.dim(2) == 3 * d && d % h == 0 && y.is_contiguous() &&
-                planes.shape() == Shape{3, b, l, d} && planes.is_contiguous() && planes.dtype() == qkv.dtype() &&
-                scores.shape() == Shape{b, h, l, l} && probs.shape() == scores.shape() && scores.dtype() == DType::f32 &&
-                probs.dtype() == qkv.dtype() && y.dtype() == qkv.dtype(),
-            "onednn::", what, ": expected dense qkv [B,L,3D], planes [3,B,L,D], y [B,L,D] and f32 scores [B,H,L,L]; got "
-            "y ", y.shape(), ", scores ", scores.shape());
+  static Steps make(Context& context, const TensorView& planes, const TensorView& scores, const TensorView& probs,
+                    const TensorView& y) {
+    const std::int64_t b = y.dim(0), l = y.dim(1), d = y.dim(2), h = scores.dim(1), dh = d / h;
+    const std::string what = visopt::detail::concat("attention on q, k, v ", planes.shape(), " ",
+                                                    dtype_name(planes.dtype()), " with ", h, " heads");
+    require(y.rank() == 3 && y.is_contiguous() && d % h == 0 && planes.shape() == Shape{3, b, l, d} &&
+                planes.is_contiguous() && scores.shape() == Shape{b, h, l, l} && probs.shape() == scores.shape() &&
+                scores.dtype() == DType::f32 && probs.dtype() == planes.dtype() && y.dtype() == planes.dtype(),
+            "onednn::", what, ": expected dense planes [3,B,L,D], y [B,L,D] and f32 scores [B,H,L,L]; got y ",
+            y.shape(), ", scores ", scores.shape());
     using tag = dnnl::memory::format_tag;
-    const dnnl_dt type = to_dnnl(qkv.dtype());
+    const dnnl_dt type = to_dnnl(planes.dtype());
     // A dense [B,L,D] plane seen per head: dims [B,H,L,dh] in acbd order; Kᵀ: dims [B,H,dh,L] in adbc.
     const dnnl::memory::desc q({b, h, l, dh}, type, tag::acbd), k_transposed({b, h, dh, l}, type, tag::adbc);
     const dnnl::memory::desc v = q, out = q;
@@ -96,7 +79,7 @@ class AttentionOp {
     return steps;
   }
 
-  StepCache<Layouts<5>, Steps> cache_;
+  StepCache<Layouts<4>, Steps> cache_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -99,13 +99,8 @@ class ConvOp {
             attr, context.engine()),
         what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue residual=", epilogue_.residual,
         " activation=", nn::activation_name(epilogue_.activation));
-    const dnnl::memory& weights = packed_.get(context, weight_source, weight_.data(), pd.weights_desc(), what);
-    std::vector<Step::Arg> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pd.weights_desc(), weights}};
-    if (bias_.defined()) {
-      args.push_back({DNNL_ARG_BIAS, bias,
-                      VISOPT_DNNL(dnnl::memory(bias, context.engine(), bias_.data()), what, ": bias memory")});
-    }
-    args.push_back({DNNL_ARG_DST, dst});
+    const dnnl::memory weights = packed_.get(context, weight_source, weight_.data(), pd.weights_desc(), what);
+    const auto args = weighted_arguments(context, src, weights, bias, bias_.defined() ? bias_.data() : nullptr, dst, what);
     return Step(context, pd, args, what);
   }
 

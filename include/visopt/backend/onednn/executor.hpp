@@ -7,9 +7,11 @@
 // variable VISOPT_NUM_THREADS, overridden in turn by CompileOptions::num_threads; report().settings
 // says which applied.
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../../nn/epilogue.hpp"
@@ -34,6 +36,19 @@ namespace visopt::backend::onednn {
 namespace detail {
 inline std::string mebibytes(std::size_t bytes) {
   return visopt::detail::concat(static_cast<double>(bytes * 10 / (1024 * 1024)) / 10.0, " MiB");
+}
+
+/// "56 primitives made, by implementation: 36 brgconv_1x1:avx512_core_bf16, ..." for report().
+inline std::string implementation_summary(const Context::Census& census) {
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [name, count] : census.implementations) by_count.emplace_back(count, name);
+  std::sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string s = visopt::detail::concat(census.primitives, " primitives made (each once, then reused by run()), by "
+                                         "oneDNN implementation:");
+  for (std::size_t i = 0; i < by_count.size(); ++i) {
+    s += visopt::detail::concat(i ? ", " : " ", by_count[i].first, " ", by_count[i].second);
+  }
+  return s;
 }
 }  // namespace detail
 
@@ -247,17 +262,24 @@ class Executor {
     return y;
   }
 
-  /// qkv [B, L, 3D] -> [B, L, D]
-  Tensor attention(const Tensor& qkv, int heads) {
-    const std::int64_t b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
-    require(qkv.rank() == 3 && qkv.dim(2) == 3 * d && heads >= 1 && d % heads == 0, "onednn::attention: qkv has shape ",
-            qkv.shape(), ", expected [B,L,3D] with D divisible by ", heads, " heads");
+  /// x [B, L, K] -> attention(q, k, v) [B, L, D] where [q k v] = x·qkvᵀ + b: the projection writes
+  /// q, k and v as separate dense planes that the attention matmuls read per head through strides,
+  /// so the packed [B, L, 3D] qkv is never made (nn::MultiHeadAttention takes this path when the
+  /// executor offers it).
+  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) {
+    LinearOp& op = *qkv.op;
+    const std::int64_t b = x.dim(0), l = x.dim(1), k = op.in_features(), d = op.out_features() / 3;
+    require(x.rank() == 3 && x.dim(2) == k && x.view().is_contiguous() && op.out_features() == 3 * d && heads >= 1 &&
+                d % heads == 0,
+            "onednn::self_attention: input has shape ", x.shape(), ", expected dense [B,L,", k,
+            "] and a qkv projection to 3D with D divisible by ", heads, " heads");
     // Planes and scores are not images: dense whatever the level's image layout.
-    Tensor planes = allocate({3, b, l, d}, qkv.dtype(), MemoryFormat::contiguous);
+    Tensor planes = allocate({3, b, l, d}, x.dtype(), MemoryFormat::contiguous);
+    op.run_planes(context_, x.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
     Tensor scores = allocate({b, heads, l, l}, DType::f32, MemoryFormat::contiguous);
-    Tensor probs = qkv.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, qkv.dtype(), MemoryFormat::contiguous);
-    Tensor y = allocate({b, l, d}, qkv.dtype());
-    attention_.run(context_, qkv, planes, scores, probs, y);
+    Tensor probs = x.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, x.dtype(), MemoryFormat::contiguous);
+    Tensor y = allocate({b, l, d}, x.dtype());
+    attention_.run(context_, planes, scores, probs, y);
     return y;
   }
 
@@ -288,6 +310,8 @@ class Executor {
   std::size_t activation_bytes() const { return memory_.bytes_reserved(); }
   /// Fresh activation allocations so far: constant once every batch size has been seen.
   std::size_t fresh_allocations() const { return memory_.fresh_allocations(); }
+  /// The primitives made and weights packed so far (constant once every batch size has been seen).
+  const Context::Census& census() const { return context_.census(); }
   /// Bytes of the one scratchpad all primitives share.
   std::size_t workspace_bytes() const { return context_.scratchpad_bytes(); }
   DType compute_type() const { return dtype_; }
@@ -304,17 +328,16 @@ class Executor {
       report.skipped("post_op_fusion", "fusion=" + std::string(P::fusion::name) +
                                            ": BatchNorm, adds and activations run as their own primitives");
     }
-    std::size_t copies = 0, bytes = 0;
-    for (const auto& op : convs_owned_) copies += op->packed().copies(), bytes += op->packed().bytes();
-    for (const auto& op : linears_owned_) copies += op->packed().copies(), bytes += op->packed().bytes();
-    if (copies > 0) {
+    const Context::Census& census = context_.census();
+    if (census.weight_packs > 0) {
       report.applied("weights_prepacked",
-                     visopt::detail::concat(copies, " weight tensors reordered once into oneDNN's chosen layouts (",
-                                            dtype_name(dtype_), "), ", detail::mebibytes(bytes),
+                     visopt::detail::concat(census.weight_packs, " weight tensors reordered once into oneDNN's chosen "
+                                            "layouts (", dtype_name(dtype_), "), ", detail::mebibytes(census.packed_bytes),
                                             ", during compile()'s warm-up"));
     } else {
       report.skipped("weights_prepacked", "no warm-up ran (CompileOptions::warmup = 0): weights are packed at the first run()");
     }
+    report.applied("primitives", detail::implementation_summary(census));
     if constexpr (static_plan) {
       const auto plan = memory_.largest_plan();
       report.applied("static_plan",

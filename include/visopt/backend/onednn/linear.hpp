@@ -1,9 +1,11 @@
 #pragma once
-// A linear layer as a oneDNN matmul: y [M,N] = act(x [M,K]·wᵀ + b) + residual, with the weights
+// A linear layer as oneDNN matmuls: y [M,N] = act(x [M,K]·wᵀ + b) + residual, with the weights
 // packed once into the layout the matmul chose, the activation as an eltwise post-op and the residual
 // as a sum post-op reading the destination, which the caller fills with the residual (or which is it).
+// The output can also be written as planes (attention's q, k and v, each dense) by one matmul per plane.
 
 #include <string>
+#include <vector>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
@@ -28,10 +30,19 @@ class LinearOp {
 
   /// y = act(x·wᵀ + b) [+ y]: x [M,K] and y [M,N] dense; with a residual epilogue y holds it on entry.
   void run(Context& context, const TensorView& x, const TensorView& y) {
-    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y); }).run(context, {x.data(), y.data()});
+    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, 1); }).run(context, x, y);
   }
 
-  const PackedWeights& packed() const { return packed_; }
+  /// planes [G,M,N/G] dense: plane g holds output columns [g·N/G, (g+1)·N/G), so that each plane is
+  /// dense where one [M,N] output would interleave them row by row (attention splits qkv so, without a
+  /// copy: oneDNN 2.6's matmuls read only permutations of dense tensors on their brgemm kernels).
+  void run_planes(Context& context, const TensorView& x, const TensorView& planes) {
+    require(planes.rank() == 3 && planes.dim(0) * planes.dim(2) == out_features() && !epilogue_.residual,
+            "onednn::linear: planes have shape ", planes.shape(), ", expected [G, M, ", out_features(),
+            "/G] of a linear without residual");
+    steps_.get(Layouts<2>{Layout(x), Layout(planes)}, [&] { return make(context, x, planes, planes.dim(0)); })
+        .run(context, x, planes);
+  }
 
   /// Calls f(const Step&) for each primitive made so far (one per input layout).
   template <class F>
@@ -40,17 +51,34 @@ class LinearOp {
   }
 
  private:
-  Step make(Context& context, const TensorView& x, const TensorView& y) {
-    const std::int64_t n = out_features(), k = in_features();
+  /// One matmul per output plane (one in all for a plain [M,N] output).
+  struct Plan {
+    std::vector<Step> planes;
+    std::size_t plane_bytes = 0;
+    void run(const Context& context, const TensorView& x, const TensorView& y) const {
+      auto* out = static_cast<std::byte*>(y.data());
+      for (const Step& step : planes) {
+        step.run(context, {x.data(), out});
+        out += plane_bytes;
+      }
+    }
+  };
+
+  Plan make(Context& context, const TensorView& x, const TensorView& y, std::int64_t groups) {
+    const std::int64_t n = out_features() / groups, k = in_features(), m = x.dim(0);
     const std::string what =
-        visopt::detail::concat("linear weight ", weight_.shape(), " on input ", x.shape(), " ", dtype_name(x.dtype()));
-    require(x.rank() == 2 && x.dim(1) == k && y.rank() == 2 && y.dim(0) == x.dim(0) && y.dim(1) == n, "onednn::", what,
-            ": expected input [M,", k, "] and output [M,", n, "], got output ", y.shape());
-    // torch keeps the weight as [N,K] row-major, which is the matmul's B [K,N] with strides {1,K}.
+        visopt::detail::concat("linear weight ", weight_.shape(), " on input ", x.shape(), " ", dtype_name(x.dtype()),
+                               groups > 1 ? visopt::detail::concat(" into ", groups, " planes") : std::string());
+    const Shape out = groups > 1 ? Shape{groups, m, n} : Shape{m, n};
+    require(x.rank() == 2 && x.dim(1) == k && x.is_contiguous() && y.shape() == out && y.is_contiguous() &&
+                y.dtype() == x.dtype(),
+            "onednn::", what, ": expected dense input [M,", k, "] and output ", out, ", got output ", y.shape());
+    // torch keeps the weight as [N,K] row-major, which is the matmul's B [K,N] with strides {1,K}; a
+    // plane's B starts n rows further down.
     const dnnl::memory::desc weight_source({k, n}, dnnl_dt::f32, dnnl::memory::dims{1, k});
     const dnnl::memory::desc weight_any({k, n}, to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
     const dnnl::memory::desc bias = bias_.defined() ? describe(Shape{1, n}, DType::f32) : dnnl::memory::desc();
-    const dnnl::memory::desc src = describe(x), dst = describe(y);
+    const dnnl::memory::desc src = describe(x), dst = describe(Shape{m, n}, y.dtype());
 
     dnnl::primitive_attr attr = context.attributes();
     dnnl::post_ops ops;
@@ -62,20 +90,21 @@ class LinearOp {
                                                              context.engine()),
                                 what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue activation=",
                                 nn::activation_name(epilogue_.activation), " residual=", epilogue_.residual);
-    const dnnl::memory& weights = packed_.get(context, weight_source, weight_.data(), pd.weights_desc(), what);
-    std::vector<Step::Arg> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pd.weights_desc(), weights}};
-    if (bias_.defined()) {
-      args.push_back({DNNL_ARG_BIAS, bias,
-                      VISOPT_DNNL(dnnl::memory(bias, context.engine(), bias_.data()), what, ": bias memory")});
+    Plan plan;
+    plan.plane_bytes = static_cast<std::size_t>(m * n) * dtype_size(y.dtype());
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const dnnl::memory weights =
+          packed_.get(context, weight_source, weight_.data_as<float>() + g * n * k, pd.weights_desc(), what);
+      const float* b = bias_.defined() ? bias_.data_as<float>() + g * n : nullptr;
+      plan.planes.emplace_back(context, pd, weighted_arguments(context, src, weights, bias, b, dst, what), what);
     }
-    args.push_back({DNNL_ARG_DST, dst});
-    return Step(context, pd, args, what);
+    return plan;
   }
 
   Tensor weight_, bias_;
   nn::LinearEpilogue epilogue_;
   PackedWeights packed_;
-  StepCache<Layouts<2>> steps_;
+  StepCache<Layouts<2>, Plan> steps_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -1,12 +1,14 @@
 #pragma once
 // The pieces every oneDNN operation of the executor is built from: the Context (engine, stream,
-// threads, one user-managed scratchpad), memory descriptors of visopt tensors, Step (a primitive
-// created once with its memory objects, which run() only points at this call's buffers) and the
-// cache of Steps keyed by the layouts an operation was called with.
+// threads, one user-managed scratchpad, the census of primitives made), memory descriptors of visopt
+// tensors, Step (a primitive created once with its memory objects, which run() only points at this
+// call's buffers), the cache of Steps keyed by the layouts an operation was called with, and weights
+// packed once.
 
 #include <array>
 #include <cstdlib>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -122,6 +124,24 @@ class Context {
 
   void wait() const { VISOPT_DNNL(dnnl_stream_wait(stream_.get()), "waiting for the CPU stream"); }
 
+  /// What was made so far: primitives by kind and oneDNN implementation ("matmul brg:avx512_core_bf16")
+  /// and weight tensors packed. Constant once every batch size has been seen: a structural check that
+  /// run() makes no primitive and packs nothing (tests and report() read it).
+  struct Census {
+    std::map<std::string, int> implementations;
+    int primitives = 0, weight_packs = 0;
+    std::size_t packed_bytes = 0;
+  };
+  void count_primitive(const std::string& kind_and_implementation) {
+    ++census_.implementations[kind_and_implementation];
+    ++census_.primitives;
+  }
+  void count_weight_pack(std::size_t bytes) {
+    ++census_.weight_packs;
+    census_.packed_bytes += bytes;
+  }
+  const Census& census() const { return census_; }
+
  private:
   /// OpenMP's default (OMP_NUM_THREADS, else the cores), as it was before any engine changed it.
   static int default_threads() {
@@ -134,6 +154,7 @@ class Context {
   dnnl::stream stream_;
   std::shared_ptr<void> scratchpad_;
   std::size_t scratchpad_bytes_ = 0;
+  Census census_;
 };
 
 /// One primitive with the memory objects of its arguments, made once. Arguments are either bound
@@ -153,6 +174,8 @@ class Step {
       : what_(std::move(what)) {
     primitive_ = VISOPT_DNNL(dnnl::primitive(pd.get()), what_, " (", pd.impl_info_str(), ")");
     implementation_ = pd.impl_info_str();
+    context.count_primitive(
+        std::string(dnnl_prim_kind2str(static_cast<dnnl_primitive_kind_t>(pd.get_kind()))) + " " + implementation_);
     for (const Arg& arg : args) {
       dnnl::memory memory = arg.bound ? arg.bound
                                       : VISOPT_DNNL(dnnl::memory(arg.desc, context.engine(), DNNL_MEMORY_NONE), what_,
@@ -234,14 +257,14 @@ template <std::size_t N>
 using Layouts = std::array<Layout, N>;
 
 /// Weights reordered once into the layout a primitive chose (format_tag::any), possibly converted
-/// to bf16. A later primitive that chooses the same layout shares the copy.
+/// to bf16. A later primitive that chooses the same layout for the same source shares the copy.
 class PackedWeights {
  public:
   /// The packed copy of `source` (described by `source_desc`) in layout `target`.
-  const dnnl::memory& get(Context& context, const dnnl::memory::desc& source_desc, const void* source,
+  dnnl::memory get(Context& context, const dnnl::memory::desc& source_desc, const void* source,
                           const dnnl::memory::desc& target, const std::string& what) {
     for (const auto& packed : copies_) {
-      if (packed.get_desc() == target) return packed;
+      if (packed.source == source && packed.memory.get_desc() == target) return packed.memory;
     }
     dnnl::memory from =
         VISOPT_DNNL(dnnl::memory(source_desc, context.engine(), const_cast<void*>(source)), what, ": weights ",
@@ -250,16 +273,33 @@ class PackedWeights {
     VISOPT_DNNL(dnnl::reorder(from, to).execute(context.stream(), from, to), what, ": reordering weights ",
                 to_string(source_desc), " to ", to_string(target));
     context.wait();
-    bytes_ += target.get_size();
-    copies_.push_back(to);
-    return copies_.back();
+    context.count_weight_pack(target.get_size());
+    copies_.push_back({source, to});
+    return to;
   }
-  std::size_t copies() const { return copies_.size(); }
-  std::size_t bytes() const { return bytes_; }
 
  private:
-  std::vector<dnnl::memory> copies_;
-  std::size_t bytes_ = 0;
+  struct Copy {
+    const void* source;
+    dnnl::memory memory;
+  };
+  std::vector<Copy> copies_;
 };
+
+/// The arguments of a primitive with prepacked weights (convolution, matmul): src and dst given per
+/// call, the packed weights and the optional f32 bias (`bias` null: none) bound at creation.
+inline std::vector<Step::Arg> weighted_arguments(Context& context, const dnnl::memory::desc& src,
+                                                 const dnnl::memory& weights, const dnnl::memory::desc& bias_desc,
+                                                 const void* bias, const dnnl::memory::desc& dst,
+                                                 const std::string& what) {
+  std::vector<Step::Arg> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights.get_desc(), weights}};
+  if (bias != nullptr) {
+    args.push_back({DNNL_ARG_BIAS, bias_desc,
+                    VISOPT_DNNL(dnnl::memory(bias_desc, context.engine(), const_cast<void*>(bias)), what,
+                                ": bias memory ", to_string(bias_desc))});
+  }
+  args.push_back({DNNL_ARG_DST, dst});
+  return args;
+}
 
 }  // namespace visopt::backend::onednn
