@@ -12,6 +12,7 @@ packages=(
   catch2                               # tests
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits
   libopenblas0-pthread                 # a fast BLAS for that torch (Debian's default reference BLAS is ~10x slower)
+  clang-14 libfuzzer-14-dev            # tools/fuzz.sh: the libFuzzer targets for the safetensors reader and image loading
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -11,12 +12,14 @@
 
 #include "catch.hpp"
 #include "oracle.hpp"
+#include "stress.hpp"
 
 using namespace visopt;
 using visopt::testing::Agreement;
 using visopt::testing::compare_logits;
 using visopt::testing::first_images;
 using visopt::testing::fixture;
+using visopt::testing::pattern_images;
 
 namespace {
 
@@ -59,6 +62,13 @@ void check_all_levels(const Model& model, const Fixture& f, const char* what) {
   check_level<O2>(model, f, what);
   check_level<O3>(model, f, what);
   check_level<O3::with<precision::bf16>>(model, f, what);
+}
+
+std::size_t free_device_memory() {
+  std::size_t free = 0, total = 0;
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  REQUIRE(cudaMemGetInfo(&free, &total) == cudaSuccess);
+  return free;
 }
 
 std::filesystem::path fresh_directory(const std::string& name) {
@@ -167,12 +177,35 @@ TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when cor
     auto engine = compile<O1, backend::Cuda>(model, options);
     CHECK(engine.executor().context().cache()->warning().find("written for another GPU") != std::string::npos);
   }
+  // The same GPU with another cuDNN version: its algorithm choices may not exist or be best here.
+  {
+    std::remove(file.c_str());
+    std::string identity;
+    {
+      auto engine = compile<O1, backend::Cuda>(model, options);
+      identity = nlohmann::json::parse(std::ifstream(dir / "cuda-algorithms.json"), nullptr, false).value("identity", "");
+    }
+    const auto at = identity.find(" cudnn ");
+    REQUIRE(at != std::string::npos);
+    const std::string foreign = identity.substr(0, at) + " cudnn 1" + identity.substr(identity.find(' ', at + 7));
+    std::ofstream(file, std::ios::trunc) << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", 1},
+                                                           {"identity", foreign}, {"entries", nlohmann::json::object()}};
+    auto engine = compile<O1, backend::Cuda>(model, options);
+    const auto* cache = engine.executor().context().cache();
+    CHECK(cache->warning().find("it was written for " + foreign + ", this is " + identity) != std::string::npos);
+    CHECK(cache->misses() > 0);
+    CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
+  }
   std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("cuda: out of memory at compile() is a visopt::Error, and a smaller compile() still works", "[gpu][errors]") {
   const auto model = models::resnet50(models::RandomWeights{});
+  { auto warm = compile<O0, backend::Cuda>(model, {.max_batch = 1, .image_size = 64}); }  // libraries loaded once
+  const std::size_t free_before = free_device_memory();
   VISOPT_REQUIRE_ERROR((compile<O0, backend::Cuda>(model, {.max_batch = 100000, .image_size = 224})), "out of memory");
+  // What the failed compile() had allocated went back with the exception.
+  CHECK(static_cast<double>(free_before) - static_cast<double>(free_device_memory()) <= 16.0 * (1 << 20));
   auto engine = compile<O0, backend::Cuda>(model, {.max_batch = 2, .image_size = 64});
   CHECK(engine.run(Tensor::zeros({2, 3, 64, 64})).dim(1) == 1000);
   VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(model, {.max_batch = 1, .device = 99})), "CompileOptions::device is 99");
@@ -188,4 +221,41 @@ TEST_CASE("cuda: with no GPU, compile() says so", "[nogpu]") {
   }
   VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(models::resnet18(models::RandomWeights{}), {.max_batch = 1})),
                        "no GPU is visible");
+}
+
+TEST_CASE("cuda: two engines, each on its own stream, run at once from two threads and match their sequential results bit for bit",
+          "[gpu][concurrency]") {
+  // Heuristic tuning: nothing is timed, so running the engines together cannot change what they choose.
+  auto resnet = compile<O3::with<tuning::heuristic>, backend::Cuda>(models::resnet18(models::RandomWeights{1}),
+                                                                    {.max_batch = 4, .image_size = 64});
+  auto vit = compile<O2::with<tuning::heuristic>, backend::Cuda>(models::vit_ti_16(models::RandomWeights{2}, {.image_size = 64}),
+                                                                 {.max_batch = 4});
+  REQUIRE(resnet.executor().context().stream() != vit.executor().context().stream());
+  visopt::testing::check_engines_run_at_once(resnet, pattern_images(4, 64, 1), vit, pattern_images(4, 64, 2), 20);
+  auto twin = compile<O3::with<tuning::heuristic>, backend::Cuda>(models::resnet18(models::RandomWeights{1}),
+                                                                  {.max_batch = 4, .image_size = 64});
+  visopt::testing::check_engines_run_at_once(resnet, pattern_images(4, 64, 3), twin, pattern_images(2, 64, 4), 20);
+}
+
+TEST_CASE("cuda: one engine called from two threads at once gives each caller its own logits", "[gpu][concurrency]") {
+  auto engine = compile<O3::with<tuning::heuristic>, backend::Cuda>(models::resnet18(models::RandomWeights{3}),
+                                                                    {.max_batch = 4, .image_size = 64});
+  // Batch sizes 4 and 1: the calls alternate between two captured graphs.
+  visopt::testing::check_one_engine_from_threads(engine, {pattern_images(4, 64, 3), pattern_images(1, 64, 4)}, 20);
+}
+
+TEST_CASE("cuda: 1000 compile/run/destroy cycles leave device and host memory where they were", "[gpu][resources]") {
+  const auto model = models::vit_ti_16(models::RandomWeights{4}, {.image_size = 32});
+  const Tensor images = pattern_images(1, 32, 5);
+  const auto cycle = [&] {
+    auto engine = compile<O3::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 1});
+    REQUIRE(engine.run(images).dim(1) == 1000);
+  };
+  for (int i = 0; i < 10; ++i) cycle();
+  const std::size_t free_before = free_device_memory();
+  visopt::testing::check_host_memory_steady(cycle, 0, 1000, std::int64_t{64} << 20, std::int64_t{1} << 20);
+  const std::size_t free_after = free_device_memory();
+  std::printf("cudaMemGetInfo free: %.1f -> %.1f MiB\n", static_cast<double>(free_before) / (1 << 20),
+              static_cast<double>(free_after) / (1 << 20));
+  CHECK(static_cast<double>(free_before) - static_cast<double>(free_after) <= 8.0 * (1 << 20));
 }

@@ -301,6 +301,16 @@ TEST_CASE("unreadable images are rejected with the file's name and the reason", 
     bad_table.resize(bad_table.size() + 654, 0);
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bad_table, "bad.jpg"),
                          "'bad.jpg': corrupt JPEG: a Huffman table defines 654 codes, at most 256 are possible");
+    // Found by tests/fuzz/fuzz_image: stb reads Huffman tables while the segment's length has bytes left,
+    // so a second table that starts on the segment's last byte takes its counts from beyond the segment.
+    // Those 16 x 19 = 304 codes would overrun stb's tables just the same: they must be counted too.
+    std::vector<std::uint8_t> straddling = jpeg_header(8, 8);
+    straddling.insert(straddling.end(), {0xff, 0xc4, 0, 2 + 17 + 1, 0x00});  // one empty table and one byte more
+    straddling.resize(straddling.size() + 16, 0);
+    straddling.push_back(0x01);                                  // the second table's class and id
+    straddling.resize(straddling.size() + 16, 19);               // its code counts, past the segment's end
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(straddling, "straddling.jpg"),
+                         "'straddling.jpg': corrupt JPEG: a Huffman table defines 304 codes, at most 256 are possible");
     // A valid header for a small image whose pixel data is missing: accepted by stbi_info, fails to decode.
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(4, 4), "truncated.png"),
                          "io: cannot read image 'truncated.png': ");

@@ -1,7 +1,10 @@
 // Building models from weights files: a missing, extra or mis-shaped tensor, a file for another
 // model, or an image size the position embedding cannot serve is a visopt::Error naming it.
 
+#include <cstring>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include <visopt/visopt.hpp>
 
@@ -92,4 +95,25 @@ TEST_CASE("run() rejects inputs the engine was not compiled for", "[loading]") {
   VISOPT_REQUIRE_ERROR(engine.run(Tensor::zeros({1, 3, 16, 16})), "images must be at least 32x32");
   auto vit = compile<O0, backend::Reference>(models::vit_ti_16(models::RandomWeights{}, {.image_size = 32}), {.max_batch = 1, .warmup = 0});
   VISOPT_REQUIRE_ERROR(vit.run(Tensor::zeros({1, 3, 64, 64})), "vit_ti_16: input has shape [1,3,64,64], but the model takes 32x32 images");
+  // The right shape and dtype in the wrong layout: NHWC memory is not taken for NCHW.
+  const Tensor nhwc = Tensor::empty({1, 3, 32, 32}, DType::f32, Device::cpu(), MemoryFormat::channels_last);
+  VISOPT_REQUIRE_ERROR(engine.run(nhwc), "resnet18: input of shape [1,3,32,32] must be contiguous NCHW");
+  VISOPT_REQUIRE_ERROR(vit.run(nhwc), "vit_ti_16: input of shape [1,3,32,32] must be contiguous NCHW");
+}
+
+TEST_CASE("weights of a dtype the model cannot take are refused with the tensor and the dtypes it can", "[loading]") {
+  // A file whose first tensor holds integers (say, a quantised or training checkpoint): the header is valid,
+  // the dtype is not one a model converts from.
+  for (const auto& [dtype, element] : {std::pair{std::string("I64"), 8}, std::pair{std::string("F64"), 8}, std::pair{std::string("U8"), 1}}) {
+    const std::size_t bytes = std::size_t{64} * 3 * 7 * 7 * static_cast<std::size_t>(element);
+    const std::string header = R"({"conv1.weight":{"dtype":")" + dtype + R"(","shape":[64,3,7,7],"data_offsets":[0,)" +
+                               std::to_string(bytes) + "]}}";
+    std::vector<std::byte> file(8 + header.size() + bytes);
+    for (std::size_t i = 0; i < 8; ++i) file[i] = static_cast<std::byte>((header.size() >> (8 * i)) & 0xffu);
+    std::memcpy(file.data() + 8, header.data(), header.size());
+    const auto weights = io::SafeTensors::from_bytes(std::move(file), dtype + "-weights");
+    INFO(dtype);
+    VISOPT_REQUIRE_ERROR(models::resnet18(weights), "tensor 'conv1.weight' in '" + dtype + "-weights' has dtype " + dtype +
+                                                        ", which load() cannot convert; accepted source dtypes: F32, F16, BF16");
+  }
 }

@@ -119,22 +119,30 @@ inline HeaderFacts inspect_header(std::span<const std::uint8_t> b) {
       continue;
     }
     if (marker == 0xd9 || i + 4 > b.size()) break;  // end of image
-    const std::size_t end = std::min(b.size(), i + 2 + be16(i + 2));
     const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
     if (frame && !facts.size && i + 9 <= b.size()) {
       facts.size = std::pair{static_cast<int>(be16(i + 7)), static_cast<int>(be16(i + 5))};  // length, bits, h, w
     }
     if (marker == 0xc4) {  // define Huffman tables: each is a class/id byte, 16 code counts, the codes
-      for (std::size_t t = i + 4; t + 17 <= end;) {
+      // Read the tables exactly as stb does: while the segment's length has bytes left, even when a
+      // table's codes run past the segment's end, and reading 0 past the end of the data. (Stopping at
+      // the segment's end let a table that straddles it through to stb: found by tests/fuzz/fuzz_image.)
+      const auto byte_at = [&](std::size_t k) -> std::size_t { return k < b.size() ? b[k] : 0; };
+      auto left = static_cast<std::ptrdiff_t>(be16(i + 2)) - 2;
+      std::size_t t = i + 4;
+      while (left > 0) {
+        if ((byte_at(t) >> 4) > 1 || (byte_at(t) & 15) > 3) break;  // stb refuses the table's class or id
         std::size_t codes = 0;
-        for (std::size_t k = 1; k <= 16; ++k) codes += b[t + k];
+        for (std::size_t k = 1; k <= 16; ++k) codes += byte_at(t + k);
         if (codes > 256) {
           facts.defect = visopt::detail::concat("corrupt JPEG: a Huffman table defines ", codes,
                                                 " codes, at most 256 are possible");
           return facts;
         }
         t += 17 + codes;
+        left -= static_cast<std::ptrdiff_t>(17 + codes);
       }
+      if (left != 0) break;  // stb refuses this segment and reads nothing after it
     }
     i += 2 + be16(i + 2);
   }

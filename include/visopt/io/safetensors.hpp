@@ -436,7 +436,9 @@ inline void save_safetensors(const std::filesystem::path& path,
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::size_t offset = 0;
   for (const auto& [name, view] : tensors) {
-    const auto where = [&] { return visopt::detail::concat("cannot write tensor '", name, "' to '", target, "'"); };
+    // Captures the binding through a reference: clang before 16 cannot capture structured bindings.
+    const std::string& tensor_name = name;
+    const auto where = [&] { return visopt::detail::concat("cannot write tensor '", tensor_name, "' to '", target, "'"); };
     if (name == "__metadata__") detail::raise(where(), ": the name \"__metadata__\" is reserved for metadata");
     if (header.contains(name)) detail::raise(where(), ": the name appears twice in the list of tensors");
     if (!view.device().is_cpu())

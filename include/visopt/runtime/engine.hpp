@@ -58,19 +58,24 @@ class Engine {
   }
 
   /// Runs a batch of images [N,3,H,W] (f32, NCHW, 1 <= N <= max_batch) and returns f32 logits
-  /// [N, classes] on the images' device (host images give host logits). Calls from several threads
-  /// are serialised: one engine runs one batch at a time.
+  /// [N, classes] on the images' device (host images give host logits).
+  /// Thread safety: calls from several threads at once are safe and serialised by the engine's mutex
+  /// (one batch at a time, each caller gets its own logits); for parallel inference use one engine per
+  /// thread, which share nothing (docs/architecture.md, "Threads"). Throws visopt::Error for an input
+  /// the engine was not compiled for.
   Tensor run(const TensorView& images) {
     std::lock_guard lock(*run_mutex_);
     network_->check_input(images, options_.max_batch);
     return executor_->run(images, [this](const Tensor& placed) { return network_->forward(*executor_, placed); });
   }
 
+  /// Fixed after compile(): readable from any thread.
   const runtime::Report& report() const { return report_; }
   const runtime::CompileOptions& options() const { return options_; }
   /// The square image side the engine was warmed up at: a ViT's, fixed by its weights, or a ResNet's
   /// CompileOptions::image_size (224 when 0). runtime::BatchProcessor fits images to it.
   std::int64_t image_size() const { return image_size_; }
+  /// The backend's inside, not synchronised with run(): for tests and diagnostics from one thread.
   Executor& executor() { return *executor_; }
 
  private:

@@ -1,0 +1,76 @@
+// The on-disk algorithm cache (runtime/algorithm_cache.hpp) on its own, without a GPU: entries round-trip,
+// and a file written for another GPU or another cuDNN version, or a corrupt one, is ignored with a warning
+// that says why, so no algorithm chosen elsewhere is ever used.
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include <visopt/runtime/algorithm_cache.hpp>
+
+#include "catch.hpp"
+
+using visopt::runtime::AlgorithmCache;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The identity the CUDA backend writes (backend/cuda/context.hpp): GPU, architecture, library versions.
+const std::string h100 = "NVIDIA H100 80GB HBM3 sm_90 cudnn 91000 cublasLt 130000 cuda 13000";
+
+struct CacheFile {
+  fs::path dir, file;
+  CacheFile() {
+    std::random_device random;
+    dir = fs::temp_directory_path() / ("visopt_algorithm_cache_" + std::to_string(random()));
+    fs::create_directories(dir);
+    file = dir / "cuda-algorithms.json";
+    AlgorithmCache cache(file, h100);
+    cache.store("conv 1x64x56x56 f16 nhwc", {{"algorithm", 6}, {"workspace", 1024}});
+    cache.save();
+  }
+  ~CacheFile() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("algorithm cache: entries written for this GPU and these libraries are read back", "[algorithm_cache]") {
+  CacheFile f;
+  AlgorithmCache cache(f.file, h100);
+  CHECK(cache.warning().empty());
+  const auto entry = cache.find("conv 1x64x56x56 f16 nhwc");
+  REQUIRE(entry.has_value());
+  CHECK((*entry)["algorithm"] == 6);
+  CHECK(cache.hits() == 1);
+}
+
+TEST_CASE("algorithm cache: a file from another GPU or cuDNN version is ignored with a warning", "[algorithm_cache]") {
+  CacheFile f;
+  SECTION("another GPU") {
+    const std::string a100 = "NVIDIA A100-SXM4-80GB sm_80 cudnn 91000 cublasLt 130000 cuda 13000";
+    AlgorithmCache cache(f.file, a100);
+    CHECK(cache.warning() == "ignoring '" + f.file.string() + "': it was written for " + h100 + ", this is " + a100);
+    CHECK_FALSE(cache.find("conv 1x64x56x56 f16 nhwc").has_value());
+    CHECK(cache.misses() == 1);
+  }
+  SECTION("another cuDNN version on the same GPU") {
+    const std::string newer = "NVIDIA H100 80GB HBM3 sm_90 cudnn 91100 cublasLt 130000 cuda 13000";
+    AlgorithmCache cache(f.file, newer);
+    CHECK(cache.warning().find("it was written for " + h100 + ", this is " + newer) != std::string::npos);
+    CHECK_FALSE(cache.find("conv 1x64x56x56 f16 nhwc").has_value());
+  }
+  SECTION("a corrupt file, another format and a missing entries object") {
+    for (const std::string& text : {std::string("{ not json"), std::string(R"({"format": "other", "version": 1})"),
+                                    R"({"format": "visopt-algorithm-cache", "version": 1, "identity": ")" + h100 + R"("})"}) {
+      std::ofstream(f.file, std::ios::trunc) << text;
+      AlgorithmCache cache(f.file, h100);
+      INFO(text);
+      CHECK(cache.warning().rfind("ignoring '" + f.file.string() + "': ", 0) == 0);
+      CHECK_FALSE(cache.find("conv 1x64x56x56 f16 nhwc").has_value());
+    }
+  }
+}
