@@ -47,7 +47,9 @@ class LinearOp {
   /// Calls f(const Step&) for each primitive made so far (one per input layout).
   template <class F>
   void for_each_step(F&& f) const {
-    steps_.for_each(f);
+    steps_.for_each([&](const Plan& plan) {
+      for (const Step& step : plan.planes) f(step);
+    });
   }
 
  private:
