@@ -111,8 +111,11 @@ void check_allocation_free_run(Engine& engine, const Tensor& images, const char*
   // dnnl_primitive_execute (a few tens of bytes, freed before it returns).
   CHECK(counter.at_least_1k == (logits.nbytes() >= 1024 ? 1u : 0u));
   CHECK(counter.largest <= std::max<std::size_t>(logits.nbytes() + 64, 1024));
-  // What run() leaves allocated is the logits (and their control block), nothing more.
-  CHECK(heap_after - heap_before <= logits.nbytes() + 1024);  // allocator bookkeeping and the control block
+  // What run() leaves allocated is the logits (and their control block), nothing more. The slack is
+  // glibc's per-thread cache: it keeps up to 7 freed chunks per small size per thread (the caller's and
+  // OpenMP's), and mallinfo2 counts them as in use after oneDNN's ~1000 small call-scoped allocations.
+  // 8 KiB is still far below the smallest activation buffer any tested model would allocate.
+  CHECK(heap_after - heap_before <= logits.nbytes() + 8192);
 }
 
 }  // namespace
