@@ -189,8 +189,6 @@ class FusedConvolutionGraph {
   /// Makes `plan` the one execute() runs.
   void use(Plan plan) { plan_ = std::move(plan); }
 
-  bool ready() const { return plan_.rank >= 0; }
-  int rank() const { return plan_.rank; }
   std::size_t workspace() const { return plan_.workspace; }
 
   /// Runs the chosen plan on the handle's stream; `bias` and `residual` are ignored when the spec has none.

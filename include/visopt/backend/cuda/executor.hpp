@@ -208,7 +208,7 @@ class Executor {
     launch("max_pool2d", [&](auto tag) {
       using T = decltype(tag);
       constexpr int per = 16 / static_cast<int>(sizeof(T));
-      if (dense_channels_last(x) && dense_channels_last(y) && x.dim(1) % per == 0 && total / per < (1LL << 31)) {
+      if (x.view().is_channels_last() && y.view().is_channels_last() && x.dim(1) % per == 0 && total / per < (1LL << 31)) {
         const int pieces = static_cast<int>(total / per);
         kernels::max_pool2d_nhwc_kernel<T><<<kernels::blocks_for(pieces), 256, 0, stream()>>>(
             in<T>(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), static_cast<int>(x.dim(1)), out<T>(y),
@@ -330,12 +330,6 @@ class Executor {
   Tensor like(const Tensor& x) { return context_.allocate(x.shape(), dtype, x.view().format()); }
   template <class T> static const T* in(const Tensor& t) { return static_cast<const T*>(t.data()); }
   template <class T> static T* out(const Tensor& t) { return static_cast<T*>(t.data()); }
-  /// NHWC with no gaps: [N,C,H,W] with strides (HWC, 1, WC, C).
-  static bool dense_channels_last(const Tensor& t) {
-    const auto& v = t.view();
-    return t.rank() == 4 && v.stride(1) == 1 && v.stride(3) == t.dim(1) && v.stride(2) == t.dim(3) * t.dim(1) &&
-           v.stride(0) == t.dim(2) * t.dim(3) * t.dim(1);
-  }
   static kernels::Strides4 strides4(const Tensor& t) { return {t.view().stride(0), t.view().stride(1), t.view().stride(2), t.view().stride(3)}; }
 
   template <class Launch>
