@@ -113,7 +113,8 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
   const Fixture f("resnet18_64");
   const auto model = models::resnet18(f.weights);
   // Heuristic tuning on both sides: the same algorithms, so replay and eager must agree to the bit.
-  auto graph = compile<O3::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
+  auto graph = compile<O3::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64, .warmup_batches = {3}});
+  CHECK(graph.executor().graphs_captured() == 2);  // max_batch and warmup_batches: both captured inside compile()
   auto eager = compile<O2::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
   for (int round = 0; round < 2; ++round) {
     for (std::int64_t n : {8, 3}) {
@@ -230,6 +231,7 @@ TEST_CASE("cuda: two engines, each on its own stream, run at once from two threa
   auto vit = compile<O2::with<tuning::heuristic>, backend::Cuda>(models::vit_ti_16(models::RandomWeights{2}, {.image_size = 64}),
                                                                  {.max_batch = 4});
   REQUIRE(resnet.executor().context().stream() != vit.executor().context().stream());
+  REQUIRE(resnet.executor().context().cudnn() != vit.executor().context().cudnn());  // pooled handles are lent to one engine at a time
   visopt::testing::check_engines_run_at_once(resnet, pattern_images(4, 64, 1), vit, pattern_images(4, 64, 2), 20);
   auto twin = compile<O3::with<tuning::heuristic>, backend::Cuda>(models::resnet18(models::RandomWeights{1}),
                                                                   {.max_batch = 4, .image_size = 64});
@@ -251,10 +253,14 @@ TEST_CASE("cuda: 1000 compile/run/destroy cycles leave device and host memory wh
     REQUIRE(engine.run(images).dim(1) == 1000);
   };
   for (int i = 0; i < 10; ++i) cycle();
+  // cuDNN handles are reused across engines (backend::cuda::CudnnHandlePool): cycles create no more of them.
+  const std::size_t idle_handles = backend::cuda::CudnnHandlePool::idle(0);
+  CHECK(idle_handles >= 1);
   const std::size_t free_before = free_device_memory();
   visopt::testing::check_host_memory_steady(cycle, 0, 1000, std::int64_t{64} << 20, std::int64_t{1} << 20);
   const std::size_t free_after = free_device_memory();
   std::printf("cudaMemGetInfo free: %.1f -> %.1f MiB\n", static_cast<double>(free_before) / (1 << 20),
               static_cast<double>(free_after) / (1 << 20));
   CHECK(static_cast<double>(free_before) - static_cast<double>(free_after) <= 8.0 * (1 << 20));
+  CHECK(backend::cuda::CudnnHandlePool::idle(0) == idle_handles);
 }

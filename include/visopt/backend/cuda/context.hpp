@@ -17,7 +17,7 @@ class Context {
  public:
   Context(int device_index, bool measured_tuning, const std::string& cache_dir)
       : device_(prepare_device(device_index)),
-        cudnn_(make_cudnn(stream_.get())),
+        cudnn_(CudnnHandlePool::lend(stream_.get())),
         cublaslt_(make_cublaslt()),
         pool_(Device::cuda(device_index)),
         results_(Device::cuda(device_index)) {
@@ -71,7 +71,7 @@ class Context {
 
   DeviceInfo device_;
   Stream stream_;
-  CudnnHandle cudnn_;
+  CudnnHandlePool::Lease cudnn_;
   CublasLtHandle cublaslt_;
   runtime::ActivationPool pool_, results_;
   Tensor workspace_;
