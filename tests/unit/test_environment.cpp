@@ -113,6 +113,9 @@ TEST_CASE("a malformed VISOPT_* value is an error naming the variable and what i
     const ScopedEnv t("VISOPT_DEVICE", "1x");
     VISOPT_REQUIRE_ERROR(runtime::resolve({}), "VISOPT_DEVICE is '1x'");
   }
+  VISOPT_REQUIRE_ERROR((compile<O0, backend::Reference>(models::resnet18(models::RandomWeights{}),
+                                                        {.max_batch = 2, .image_size = 32, .warmup_batches = {1, 3}})),
+                       "CompileOptions::warmup_batches holds 3, must be within 1..max_batch (2)");
   {  // compile() reads the environment too
     const ScopedEnv w("VISOPT_WARMUP", "often");
     VISOPT_REQUIRE_ERROR((compile<O0, backend::Reference>(models::resnet18(models::RandomWeights{}), {.image_size = 32})),

@@ -25,6 +25,9 @@ runtime::Report start_report(const std::string& model, std::int64_t parameters, 
   options = runtime::resolve(std::move(options), &report.settings);
   require(options.max_batch >= 1, model, ": CompileOptions::max_batch is ", options.max_batch, ", must be >= 1");
   require(*options.warmup >= 0, model, ": CompileOptions::warmup is ", *options.warmup, ", must be >= 0");
+  for (const int batch : options.warmup_batches)
+    require(batch >= 1 && batch <= options.max_batch, model, ": CompileOptions::warmup_batches holds ", batch,
+            ", must be within 1..max_batch (", options.max_batch, ")");
   require(*options.device >= 0, model, ": CompileOptions::device is ", *options.device, ", must be >= 0");
   report.model = model;
   report.level = std::string(Level::name);

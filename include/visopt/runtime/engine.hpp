@@ -79,12 +79,17 @@ class Engine {
   Executor& executor() { return *executor_; }
 
  private:
-  /// Runs max_batch-sized batches so that memory is reserved and caches are filled before the first run().
+  /// Runs batches of max_batch and of each warmup_batches size so that memory is reserved and caches are
+  /// filled (and graphs captured) before the first run().
   void warm_up() {
     const int passes = options_.warmup.value_or(1);
     if (passes <= 0) return;
-    const Tensor images = Tensor::zeros({options_.max_batch, 3, image_size_, image_size_});
-    for (int i = 0; i < passes; ++i) run(images);
+    std::vector<int> batches{options_.max_batch};
+    batches.insert(batches.end(), options_.warmup_batches.begin(), options_.warmup_batches.end());
+    for (const int batch : batches) {
+      const Tensor images = Tensor::zeros({batch, 3, image_size_, image_size_});
+      for (int i = 0; i < passes; ++i) run(images);
+    }
     report_.activation_bytes = executor_->activation_bytes();
   }
 

@@ -18,6 +18,7 @@ struct CompileOptions {
   std::string cache_dir{};        // algorithm cache; empty = VISOPT_CACHE_DIR, else $XDG_CACHE_HOME/visopt or ~/.cache/visopt
   int image_size = 0;             // image size warm-up runs at for size-agnostic models (ResNet); 0 = 224. ViT: fixed by the weights
   std::optional<int> warmup{};    // forward passes at max_batch inside compile(), so the first run() is not the slow one; unset = VISOPT_WARMUP, else 1
+  std::vector<int> warmup_batches{};  // more batch sizes to warm up at, each 1..max_batch: their algorithms are tuned (and, at O3, their graphs captured) in compile(), not in their first run()
   std::optional<bool> strict{};   // throw instead of falling back when an optimisation cannot apply here; unset = VISOPT_STRICT, else false
   std::optional<int> device{};    // GPU index for GPU backends; unset = VISOPT_DEVICE, else 0
 };
