@@ -118,7 +118,7 @@ class Gemm {
     MatmulPreference preference(pref);
     const std::uint64_t limit = Context::workspace_limit;
     VISOPT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit, sizeof(limit)));
-    constexpr int wanted = 8;
+    constexpr int wanted = 32;  // the heuristic's first choice is often not the fastest for ViT's tall M
     cublasLtMatmulHeuristicResult_t results[wanted]{};
     int returned = 0;
     VISOPT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(),
