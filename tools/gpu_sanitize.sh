@@ -14,9 +14,12 @@ run() {
   echo "+ compute-sanitizer $*"
   "$sanitizer" --error-exitcode 86 --print-limit 20 "$@"
 }
-run --tool memcheck --leak-check full "$tests" "[gpu]~[models]~[resources]"
-run --tool memcheck --leak-check full "$tests" "cuda: resnet18 at 64x64*"
-run --tool memcheck --leak-check full "$tests" "cuda: vit_ti_16 (torchvision and timm names)*"
+# --report-api-errors no: the out-of-memory test makes cudaMalloc fail on purpose; every CUDA call
+# visopt makes is checked, so an unexpected failing call fails its test instead.
+memcheck=(--tool memcheck --leak-check full --report-api-errors no)
+run "${memcheck[@]}" "$tests" "[gpu]~[models]~[resources]"
+run "${memcheck[@]}" "$tests" "cuda: resnet18 at 64x64*"
+run "${memcheck[@]}" "$tests" "cuda: vit_ti_16 (torchvision and timm names)*"
 run --tool racecheck --racecheck-report hazard "$tests" "[gpu][kernels],[gpu][graph],[gpu][concurrency]"
 run --tool racecheck --racecheck-report hazard "$tests" "cuda: vit_ti_16 (torchvision and timm names)*"
 echo "compute-sanitizer: memcheck and racecheck clean"

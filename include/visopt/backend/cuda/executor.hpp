@@ -61,9 +61,13 @@ class Executor {
     int patch;
   };
 
+  static constexpr int max_batch_limit = 65535;
+
   Executor(const runtime::CompileOptions& options, runtime::Report& report)
       : context_(options.device.value_or(0), std::is_same_v<typename P::tuning, tuning::measured>, options.cache_dir),
         strict_(options.strict.value_or(false)) {
+    require(options.max_batch <= max_batch_limit, "CompileOptions::max_batch is ", options.max_batch, "; the CUDA backend takes at most ",
+            max_batch_limit, " images per run() (a grid dimension of its input kernels)");
     report.device = "cuda:" + std::to_string(options.device.value_or(0)) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
@@ -290,20 +294,18 @@ class Executor {
     const auto n = x.dim(0), c = x.dim(1), grid_h = x.dim(2) / p, grid_w = x.dim(3) / p, grid = grid_h * grid_w;
     const auto d = e.projection->out_features();
     Tensor patches = context_.allocate({n, grid, c * p * p}, dtype);
-    const long long total = patches.numel();
     launch("patchify", [&](auto tag) {
       using T = decltype(tag);
-      kernels::patchify_kernel<T><<<kernels::blocks_for(total), 256, 0, stream()>>>(
-          in<T>(x), strides4(x), static_cast<int>(c), static_cast<int>(grid_w), p, out<T>(patches), total, static_cast<int>(grid));
+      kernels::patchify_kernel<T><<<dim3(static_cast<unsigned>(grid), static_cast<unsigned>(n)), 256, 0, stream()>>>(
+          in<T>(x), strides4(x), static_cast<int>(c), static_cast<int>(grid_w), p, out<T>(patches));
     });
     Tensor projected = linear(e.projection, patches);
     Tensor tokens = context_.allocate({n, grid + 1, d}, dtype);
-    const long long count = tokens.numel();
     launch("assemble_tokens", [&](auto tag) {
       using T = decltype(tag);
-      kernels::assemble_tokens_kernel<T><<<kernels::blocks_for(count), 256, 0, stream()>>>(
-          in<T>(projected), e.class_token.template data_as<float>(), e.position.template data_as<float>(), out<T>(tokens), count,
-          static_cast<int>(grid + 1), static_cast<int>(d));
+      kernels::assemble_tokens_kernel<T><<<dim3(static_cast<unsigned>(grid + 1), static_cast<unsigned>(n)), 256, 0, stream()>>>(
+          in<T>(projected), e.class_token.template data_as<float>(), e.position.template data_as<float>(), out<T>(tokens),
+          static_cast<int>(d));
     });
     return tokens;
   }
@@ -350,11 +352,11 @@ class Executor {
   Tensor place(const Tensor& staged) {
     if (dtype == DType::f32 && !nhwc) return staged;
     Tensor x = context_.allocate(staged.shape(), dtype, image_format);
-    const long long n = staged.numel();
     launch("convert_images", [&](auto tag) {
       using T = decltype(tag);
-      kernels::convert_images_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(
-          staged.data_as<float>(), out<T>(x), n, static_cast<int>(staged.dim(1)), staged.dim(2) * staged.dim(3), nhwc);
+      const long long spatial = staged.dim(2) * staged.dim(3);
+      kernels::convert_images_kernel<T><<<dim3(kernels::blocks_for(spatial), static_cast<unsigned>(staged.dim(0))), 256, 0, stream()>>>(
+          staged.data_as<float>(), out<T>(x), static_cast<int>(staged.dim(1)), spatial, nhwc);
     });
     return x;
   }

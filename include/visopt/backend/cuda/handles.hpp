@@ -4,6 +4,7 @@
 // cuDNN descriptors.
 
 #include <array>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -58,7 +59,9 @@ using MatmulPreference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPrefere
 /// give back about 39 KB of host heap per cudnnCreate/cudnnDestroy pair (measured on the H100 machine,
 /// cuDNN 9.19: 7.8 MB over 200 pairs, with streams, cuBLASLt handles and graphs flat), so engines that
 /// come and go borrow from here instead. The pool holds at most as many handles as engines were ever
-/// alive at once on a device; they are not destroyed at exit, when the driver may already be gone.
+/// alive at once on a device. Idle handles are destroyed at exit by an atexit handler registered after
+/// the CUDA runtime's own (so it runs first, while the driver is still there); handles still on loan
+/// then belong to engines that outlive main and are left to the process's end.
 class CudnnHandlePool {
  public:
   /// A handle created on the current device, on loan until it is given back.
@@ -86,6 +89,8 @@ class CudnnHandlePool {
   static Lease lend(cudaStream_t stream) {
     int device = 0;
     VISOPT_CUDA_CHECK(cudaGetDevice(&device));
+    static const bool cleanup_registered = (std::atexit(&destroy_idle), true);  // the runtime is initialised by now
+    (void)cleanup_registered;
     cudnnHandle_t handle = pool().take(device);
     if (!handle) VISOPT_CUDNN_CHECK(cudnnCreate(&handle));
     Lease lease(handle, device);  // from here on the handle goes back to the pool, whatever happens
@@ -112,6 +117,13 @@ class CudnnHandlePool {
     cudnnHandle_t h = handles.back();
     handles.pop_back();
     return h;
+  }
+  static void destroy_idle() noexcept {
+    std::lock_guard lock(pool().mutex_);
+    for (auto& [device, handles] : pool().idle_) {
+      for (cudnnHandle_t h : handles) (void)cudnnDestroy(h);
+      handles.clear();
+    }
   }
   void give_back(int device, cudnnHandle_t handle) noexcept {
     try {

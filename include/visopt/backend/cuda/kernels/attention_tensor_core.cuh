@@ -197,22 +197,28 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
         }
       }
 
-      float tile_max[2] = {-INFINITY, -INFINITY};
+      // Only the last tile can hold keys past the end; the others skip the per-element mask.
+      if (start + tile > length) {
+#pragma unroll
+        for (int n = 0; n < tile / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if (start + n * 8 + quad * 2 + (e & 1) >= length) s[n][e] = -INFINITY;
+          }
+        }
+      }
+      float tile_max[2] = {-INFINITY, -INFINITY};  // of the raw scores: scaling by a positive factor keeps the order
 #pragma unroll
       for (int n = 0; n < tile / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = start + n * 8 + quad * 2 + (e & 1);
-          s[n][e] = key < length ? s[n][e] * scale_log2 : -INFINITY;
-          tile_max[e / 2] = fmaxf(tile_max[e / 2], s[n][e]);
-        }
+        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
+        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
       }
       float correction[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float new_max = fmaxf(row_max[r], tile_max[r]);  // finite: every tile has a valid key
+        const float new_max = fmaxf(row_max[r], tile_max[r] * scale_log2);  // finite: every tile has a valid key
         correction[r] = exp2f(row_max[r] - new_max);
         row_max[r] = new_max;
         row_sum[r] *= correction[r];
@@ -221,7 +227,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
       for (int n = 0; n < tile / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[n][e] = exp2f(s[n][e] - row_max[e / 2]);
+          s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -row_max[e / 2]));  // exp((s - max)·scale), one FFMA
           row_sum[e / 2] += s[n][e];
         }
       }

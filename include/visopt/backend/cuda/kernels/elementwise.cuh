@@ -44,17 +44,16 @@ __global__ void channel_epilogue_kernel(const T* x, const float* scale, const fl
   }
 }
 
-/// f32 NCHW images -> T in NCHW or NHWC.
+/// f32 NCHW images -> T in NCHW or NHWC. grid (blocks over an image's pixels, N): each thread takes one
+/// pixel's channels (reads coalesced per channel plane; NHWC writes are one contiguous run per warp).
 template <class T>
-__global__ void convert_images_kernel(const float* x, T* y, long long n, int channels, long long spatial, bool nhwc) {
-  for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x) {
-    long long out = i;
-    if (nhwc) {
-      const long long image = i / (channels * spatial), rest = i % (channels * spatial);
-      const long long c = rest / spatial, p = rest % spatial;
-      out = image * channels * spatial + p * channels + c;
+__global__ void convert_images_kernel(const float* x, T* y, int channels, long long spatial, bool nhwc) {
+  const long long image = blockIdx.y * static_cast<long long>(channels) * spatial;
+  for (long long p = blockIdx.x * 1LL * blockDim.x + threadIdx.x; p < spatial; p += 1LL * gridDim.x * blockDim.x) {
+    for (int c = 0; c < channels; ++c) {
+      const float v = x[image + c * spatial + p];
+      store(y + image + (nhwc ? p * channels + c : c * spatial + p), v);
     }
-    store(y + out, x[i]);
   }
 }
 

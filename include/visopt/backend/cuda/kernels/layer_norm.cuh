@@ -77,13 +77,17 @@ __global__ void layer_norm_vector_kernel(const T* x, const float* gamma, const f
   for (int step = 0; step < layer_norm_vector_steps; ++step) {
     const int piece = lane + 32 * step;
     if (piece >= pieces) break;
+    // gamma and beta in 16-byte loads too (a piece's `per` floats start on a 16-byte boundary).
+    float g[per], bt[per];
+#pragma unroll
+    for (int i = 0; i < per; i += 4) {
+      *reinterpret_cast<float4*>(g + i) = *reinterpret_cast<const float4*>(gamma + piece * per + i);
+      *reinterpret_cast<float4*>(bt + i) = *reinterpret_cast<const float4*>(beta + piece * per + i);
+    }
     uint4 raw;
     T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
-    for (int i = 0; i < per; ++i) {
-      const int index = piece * per + i;
-      store(e + i, (v[step][i] - mean) * inv_std * gamma[index] + beta[index]);
-    }
+    for (int i = 0; i < per; ++i) store(e + i, (v[step][i] - mean) * inv_std * g[i] + bt[i]);
     out[piece] = raw;
   }
 }
