@@ -95,24 +95,21 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 /// Four 8×8 b16 matrices from shared memory: lane l gives the address of row l % 8 of matrix l / 8 and
-/// receives, per matrix, the two elements of row l / 4 at columns 2(l % 4), 2(l % 4) + 1.
+/// receives, per matrix, the two elements of row l / 4 at columns 2(l % 4), 2(l % 4) + 1; `transposed`:
+/// of column l / 4 at rows 2(l % 4), 2(l % 4) + 1 instead.
+template <bool transposed>
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row_address) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row_address));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-#endif
-}
-
-/// Four 8×8 b16 matrices from shared memory, transposed: lane l gives the address of row l % 8 of
-/// matrix l / 8 and receives, per matrix, the two elements of column l / 4 at rows 2(l % 4), 2(l % 4) + 1.
-__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row_address) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row_address));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
+  if constexpr (transposed) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+  }
 #endif
 }
 
@@ -191,7 +188,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
 #pragma unroll
         for (int k = 0; k < dh / 16; k += 2) {
           std::uint32_t kb[4];
-          detail::ldmatrix_x4(kb, key_row + k * 16);
+          detail::ldmatrix_x4<false>(kb, key_row + k * 16);
           detail::mma_16x8x16<T>(s[n], q[k], kb[0], kb[1]);
           detail::mma_16x8x16<T>(s[n], q[k + 1], kb[2], kb[3]);
         }
@@ -249,7 +246,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
 #pragma unroll
         for (int n = 0; n < dh / 8; n += 2) {
           std::uint32_t v[4];
-          detail::ldmatrix_x4_trans(v, v_row + n * 8);
+          detail::ldmatrix_x4<true>(v, v_row + n * 8);
           detail::mma_16x8x16<T>(o[n], p, v[0], v[1]);
           detail::mma_16x8x16<T>(o[n + 1], p, v[2], v[3]);
         }
