@@ -35,14 +35,6 @@ struct LevelResult {
   std::string report;     // what compile() applied at this level
 };
 
-/// The runtime level name becomes a level type here, and only here.
-template <class F>
-LevelResult with_level(std::string_view level, F&& run) {
-  if (level == "O0") return run(visopt::O0{});
-  if (level == "O1") return run(visopt::O1{});
-  throw visopt::Error("classify: unknown level '" + std::string(level) + "'; expected O0 or O1");
-}
-
 /// The k most likely classes of row 0 of host f32 logits [1, classes].
 std::vector<visopt::io::ScoredClass> top_k(const visopt::Tensor& logits, int k) {
   return visopt::io::top_k({logits.data_as<float>(), static_cast<std::size_t>(logits.dim(1))}, k);
@@ -125,7 +117,9 @@ int main(int argc, char** argv) {
     std::vector<LevelResult> results;
     for (const std::string_view name : {"O0", "O1"}) {
       if (level != "all" && level != name) continue;
-      results.push_back(with_level(name, run_level));
+      // The runtime name becomes a level type in visopt's one dispatch (visopt/runtime/dispatch.hpp).
+      results.push_back(visopt::with_level_and_backend(name, visopt::backend::Reference::name,
+                                                       [&](auto level_tag, auto) { return run_level(level_tag); }));
       print_result(results.back(), classes);
     }
 
