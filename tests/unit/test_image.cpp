@@ -174,6 +174,18 @@ TEST_CASE("a PNG written by stb_image_write reads back pixel for pixel", "[image
   std::ifstream in(file, std::ios::binary);
   const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(visopt::io::load_image_from_memory(bytes).rgb == original.rgb);
+
+  // A zero-length IDAT chunk before the data (valid PNG; it made stb_image call memcpy with a null
+  // buffer, undefined behaviour found by tests/fuzz/fuzz_image): left out before decoding, same pixels.
+  std::vector<std::uint8_t> empty_data{0, 0, 0, 0};
+  const std::size_t type = empty_data.size();
+  empty_data.insert(empty_data.end(), {'I', 'D', 'A', 'T'});
+  put_be32(empty_data, crc32(empty_data.data() + type, 4));
+  std::vector<std::uint8_t> with_empty = bytes;
+  with_empty.insert(with_empty.begin() + 33, empty_data.begin(), empty_data.end());  // after the signature and IHDR
+  CHECK(visopt::io::load_image_from_memory(with_empty, "empty-idat.png").rgb == original.rgb);
+  CHECK(visopt::io::detail::without_empty_png_data(with_empty) == bytes);
+  CHECK_FALSE(visopt::io::detail::without_empty_png_data(bytes).has_value());
 }
 
 TEST_CASE("grey and top-down BMP images load as RGB in row order", "[image]") {

@@ -223,6 +223,37 @@ inline int centre_offset(int size, int crop) {
   return difference % 2 == 0 ? half : half + (half % 2);
 }
 
+/// The PNG without its zero-length IDAT chunks, or nothing when it has none (or is no PNG). stb_image
+/// copies each IDAT chunk into a buffer it grows on demand; for a zero-length first IDAT that buffer is
+/// still null, and memcpy(nullptr, data, 0) is undefined behaviour (found by tests/fuzz/fuzz_image under
+/// UBSan). Such a chunk carries no data, so leaving it out changes no pixel.
+inline std::optional<std::vector<std::uint8_t>> without_empty_png_data(std::span<const std::uint8_t> b) {
+  static constexpr std::uint8_t signature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || !std::equal(std::begin(signature), std::end(signature), b.begin())) return std::nullopt;
+  const auto be32 = [&](std::size_t i) {
+    return (std::uint64_t{b[i]} << 24) | (std::uint64_t{b[i + 1]} << 16) | (std::uint64_t{b[i + 2]} << 8) | b[i + 3];
+  };
+  std::vector<std::pair<std::size_t, std::size_t>> kept;  // [begin, end) byte ranges
+  std::size_t from = 0, i = 8;
+  bool dropped = false;
+  while (i + 12 <= b.size()) {  // length, type, data, CRC
+    const std::uint64_t length = be32(i);
+    if (length > b.size() - i - 12) break;  // truncated or corrupt: the rest goes to stb as it is
+    if (length == 0 && std::memcmp(b.data() + i + 4, "IDAT", 4) == 0) {
+      kept.emplace_back(from, i);
+      from = i + 12;
+      dropped = true;
+    }
+    i += 12 + static_cast<std::size_t>(length);
+  }
+  if (!dropped) return std::nullopt;
+  kept.emplace_back(from, b.size());
+  std::vector<std::uint8_t> out;
+  out.reserve(b.size());
+  for (const auto& [begin, end] : kept) out.insert(out.end(), b.begin() + static_cast<std::ptrdiff_t>(begin), b.begin() + static_cast<std::ptrdiff_t>(end));
+  return out;
+}
+
 }  // namespace detail
 
 /// Decodes an encoded image held in memory into 8-bit RGB (grey is replicated, alpha dropped).
@@ -232,6 +263,8 @@ inline Image load_image_from_memory(std::span<const std::uint8_t> bytes, std::st
   require(!bytes.empty(), detail::image_error_prefix(name), "it is empty");
   require(bytes.size() <= static_cast<std::size_t>(INT_MAX), detail::image_error_prefix(name), "it is ", bytes.size(),
           " bytes; stb_image reads at most ", INT_MAX);
+  const std::optional<std::vector<std::uint8_t>> repaired = detail::without_empty_png_data(bytes);
+  if (repaired) bytes = *repaired;
   const int length = static_cast<int>(bytes.size());
   const detail::HeaderFacts facts = detail::inspect_header(bytes);
   require(facts.defect.empty(), detail::image_error_prefix(name), facts.defect);
