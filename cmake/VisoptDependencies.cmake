@@ -15,7 +15,25 @@ endfunction()
 
 set(VISOPT_HAVE_ONEDNN OFF)
 if(NOT VISOPT_WITH_ONEDNN STREQUAL "OFF")
-  find_package(dnnl CONFIG QUIET)
+  # Debian's dnnl-config.cmake (built with the OpenCL GPU runtime) calls find_package(OpenCL REQUIRED),
+  # which would stop the whole configure where OpenCL is missing: look first, and say what to install.
+  find_file(VISOPT_DNNL_CONFIG dnnl-config.cmake HINTS ${dnnl_DIR} PATHS ${CMAKE_PREFIX_PATH} ${CMAKE_SYSTEM_PREFIX_PATH}
+            PATH_SUFFIXES lib/${CMAKE_LIBRARY_ARCHITECTURE}/cmake/dnnl lib/cmake/dnnl lib64/cmake/dnnl NO_DEFAULT_PATH)
+  set(visopt_dnnl_usable ON)
+  if(VISOPT_DNNL_CONFIG)
+    file(STRINGS "${VISOPT_DNNL_CONFIG}" visopt_dnnl_needs_opencl REGEX "find_package\\(OpenCL REQUIRED\\)")
+    if(visopt_dnnl_needs_opencl)
+      find_package(OpenCL QUIET)
+      if(NOT OpenCL_FOUND)
+        set(visopt_dnnl_usable OFF)
+        message(WARNING "visopt: oneDNN's CMake config (${VISOPT_DNNL_CONFIG}) requires OpenCL, which was not found; "
+                        "building without the oneDNN backend. Install ocl-icd-opencl-dev (Debian) to enable it.")
+      endif()
+    endif()
+  endif()
+  if(visopt_dnnl_usable)
+    find_package(dnnl CONFIG QUIET)
+  endif()
   if(dnnl_FOUND)
     set(VISOPT_HAVE_ONEDNN ON)
   endif()

@@ -6,6 +6,7 @@ packages=(
   g++ cmake make                       # toolchain
   libeigen3-dev nlohmann-json3-dev     # core headers: Eigen (reference backend), JSON (safetensors, reports)
   libdnnl-dev                          # oneDNN CPU backend (optional: the build skips it when absent)
+  ocl-icd-opencl-dev                   # Debian's oneDNN CMake config requires OpenCL (only a Recommends of libdnnl-dev)
   libstb-dev libcli11-dev              # examples: image loading, command lines
   libcpp-httplib-dev pkg-config        # examples/serve: HTTP server (found through pkg-config)
   python3-matplotlib                   # examples/levels' chart (tools/plot_levels.py)
