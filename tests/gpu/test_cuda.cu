@@ -96,6 +96,14 @@ TEST_CASE("cuda: resnet50 at 224x224, every level", "[gpu][models]") {
   const Fixture f("resnet50_224");
   check_all_levels(models::resnet50(f.weights), f, "resnet50_224");
 }
+TEST_CASE("cuda: resnet34, resnet101 and resnet152 at 64x64, every level", "[gpu][models]") {
+  const Fixture r34("resnet34_64");
+  check_all_levels(models::resnet34(r34.weights), r34, "resnet34_64");
+  const Fixture r101("resnet101_64");
+  check_all_levels(models::resnet101(r101.weights), r101, "resnet101_64");
+  const Fixture r152("resnet152_64");
+  check_all_levels(models::resnet152(r152.weights), r152, "resnet152_64");
+}
 TEST_CASE("cuda: vit_ti_16 (torchvision and timm names), every level", "[gpu][models]") {
   const Fixture f("vit_ti16_64");
   check_all_levels(models::vit_ti_16(f.weights), f, "vit_ti16_64");
@@ -111,6 +119,10 @@ TEST_CASE("cuda: vit_s_32 and vit_b_16 at 64x64, every level", "[gpu][models]") 
 TEST_CASE("cuda: vit_b_16 at 224x224, every level", "[gpu][models]") {
   const Fixture f("vit_b16_224");
   check_all_levels(models::vit_b_16(f.weights), f, "vit_b16_224");
+}
+TEST_CASE("cuda: vit_l_16 at 64x64, every level", "[gpu][models]") {
+  const Fixture f("vit_l16_64");
+  check_all_levels(models::vit_l_16(f.weights), f, "vit_l16_64");
 }
 
 TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[gpu][graph]") {

@@ -38,17 +38,31 @@ std::string top1_disagreements(const Tensor& y, const Tensor& ref) {
   return out;
 }
 
+struct Fixture {
+  std::string name;
+  Tensor input, expected;
+  int image_size;
+  visopt::testing::Tolerance bf16_bound;  // visopt::testing::bf16_tolerance of the fixture
+};
+
+Fixture load_fixture(const std::string& name, const std::string& io_name, int image_size) {
+  const auto io = io::SafeTensors::open(fixture(io_name + ".io.safetensors"));
+  Fixture f{name, io.load("input"), io.load("logits"), image_size, visopt::testing::bf16_tolerance(io.metadata())};
+  REQUIRE(f.input.dim(0) >= 32);
+  return f;
+}
+
+/// One level against the oracle: fp32's bound, or the fixture's bf16 bound where the engine computes in bf16.
 template <class Level, class Model>
-void check_level(const std::string& name, const char* level, const Model& model, const Tensor& input,
-                 const Tensor& expected, int image_size) {
-  auto engine = compile<Level, backend::OneDnn>(model, {.max_batch = static_cast<int>(input.dim(0)), .image_size = image_size});
-  const Tensor logits = engine.run(input);
+void check_level(const Fixture& f, const char* level, const Model& model) {
+  auto engine = compile<Level, backend::OneDnn>(model, {.max_batch = static_cast<int>(f.input.dim(0)), .image_size = f.image_size});
+  const Tensor logits = engine.run(f.input);
   const bool bf16 = engine.executor().compute_type() == DType::bf16;
-  const auto a = compare_logits(logits, expected);
-  std::printf("onednn %-18s %-9s r=%.3g cosine=%.7f top1=%.4f (%s)\n", name.c_str(), level, a.relative_error, a.cosine,
+  const auto a = compare_logits(logits, f.expected);
+  std::printf("onednn %-18s %-9s r=%.3g cosine=%.7f top1=%.4f (%s)\n", f.name.c_str(), level, a.relative_error, a.cosine,
               a.top1, engine.report().compute_precision.c_str());
-  INFO(name << " " << level << " computing in " << engine.report().compute_precision << ": r=" << a.relative_error
-            << " cosine=" << a.cosine << " top1=" << a.top1 << " " << top1_disagreements(logits, expected));
+  INFO(f.name << " " << level << " computing in " << engine.report().compute_precision << ": r=" << a.relative_error
+              << " cosine=" << a.cosine << " top1=" << a.top1 << " " << top1_disagreements(logits, f.expected));
   if constexpr (precision::is_reduced_v<typename Level::precision>) {
     if (!bf16) {
       // Catch2 v2 has no SKIP: say loudly that bf16 went untested here, then check the fp32 fallback.
@@ -56,36 +70,24 @@ void check_level(const std::string& name, const char* level, const Model& model,
                                            << " fell back to fp32 and is checked as fp32");
     }
   }
-  visopt::testing::check_agreement(a, visopt::testing::tolerance_for(engine.executor().compute_type()));
-}
-
-struct Fixture {
-  std::string name;
-  Tensor input, expected;
-  int image_size;
-};
-
-Fixture load_fixture(const std::string& name, const std::string& io_name, int image_size) {
-  const auto io = io::SafeTensors::open(fixture(io_name + ".io.safetensors"));
-  Fixture f{name, io.load("input"), io.load("logits"), image_size};
-  REQUIRE(f.input.dim(0) >= 32);
-  return f;
+  INFO("bf16 bound on this fixture: r <= " << f.bf16_bound.relative_error << ", cosine >= " << f.bf16_bound.min_cosine);
+  visopt::testing::check_agreement(a, bf16 ? f.bf16_bound : visopt::testing::fp32_tolerance);
 }
 
 /// O0 and O1, and the O2/O3 machinery (channels_last, static plan) with fp32 arithmetic: all fp32-exact.
 template <class Model>
 void check_fp32_levels(const Fixture& f, const Model& model) {
-  check_level<O0>(f.name, "O0", model, f.input, f.expected, f.image_size);
-  check_level<O1>(f.name, "O1", model, f.input, f.expected, f.image_size);
-  check_level<O2::with<precision::fp32>>(f.name, "O2(fp32)", model, f.input, f.expected, f.image_size);
-  check_level<O3::with<precision::fp32>>(f.name, "O3(fp32)", model, f.input, f.expected, f.image_size);
+  check_level<O0>(f, "O0", model);
+  check_level<O1>(f, "O1", model);
+  check_level<O2::with<precision::fp32>>(f, "O2(fp32)", model);
+  check_level<O3::with<precision::fp32>>(f, "O3(fp32)", model);
 }
 
 /// O2 and O3 as they are: bf16 where the CPU has it.
 template <class Model>
 void check_half_levels(const Fixture& f, const Model& model) {
-  check_level<O2>(f.name, "O2", model, f.input, f.expected, f.image_size);
-  check_level<O3>(f.name, "O3", model, f.input, f.expected, f.image_size);
+  check_level<O2>(f, "O2", model);
+  check_level<O3>(f, "O3", model);
 }
 
 /// How far the fp32 engine's logits move when only the input images are rounded to bf16: a fixture
@@ -148,6 +150,27 @@ TEST_CASE("onednn: resnet50 at 224x224 in bf16 (O2, O3)", "[onednn_slow][resnet]
   check_half_levels(f, model);
 }
 
+// The other depths: the same blocks in other counts, every level in one case each; the deeper ones
+// go with the slow checks.
+TEST_CASE("onednn: resnet34 at 64x64 matches PyTorch at O0-O3", "[onednn][resnet]") {
+  const auto f = resnet_fixture("resnet34_64");
+  const auto model = resnet_model("resnet34_64", 34);
+  check_fp32_levels(f, model);
+  check_half_levels(f, model);
+}
+TEST_CASE("onednn: resnet101 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") {
+  const auto f = resnet_fixture("resnet101_64");
+  const auto model = resnet_model("resnet101_64", 101);
+  check_fp32_levels(f, model);
+  check_half_levels(f, model);
+}
+TEST_CASE("onednn: resnet152 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") {
+  const auto f = resnet_fixture("resnet152_64");
+  const auto model = resnet_model("resnet152_64", 152);
+  check_fp32_levels(f, model);
+  check_half_levels(f, model);
+}
+
 TEST_CASE("onednn: vit_ti_16 at 64x64 matches PyTorch at O0-O3 (torchvision names)", "[onednn][vit]") {
   check_vit("vit_ti16_64.weights.safetensors", models::ViTSize::tiny, 16, "vit_ti16_64");
 }
@@ -162,4 +185,7 @@ TEST_CASE("onednn: vit_b_16 at 64x64 matches PyTorch at O0-O3", "[onednn][vit]")
 }
 TEST_CASE("onednn: vit_b_16 at 224x224 matches PyTorch at O0-O3", "[onednn_slow][vit]") {
   check_vit("vit_b16_224.weights.safetensors", models::ViTSize::base, 16, "vit_b16_224");
+}
+TEST_CASE("onednn: vit_l_16 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][vit]") {
+  check_vit("vit_l16_64.weights.safetensors", models::ViTSize::large, 16, "vit_l16_64");
 }

@@ -62,6 +62,10 @@ void check_vit(const std::string& file, models::ViTSize size, int patch, const s
 TEST_CASE("resnet18 at 64x64 matches PyTorch at O0 and O1", "[models][resnet]") { check_resnet("resnet18_64", 18); }
 TEST_CASE("resnet50 at 64x64 matches PyTorch at O0 and O1", "[models][resnet]") { check_resnet("resnet50_64", 50); }
 TEST_CASE("resnet50 at 224x224 matches PyTorch at O0 and O1", "[models_slow][resnet]") { check_resnet("resnet50_224", 50); }
+// The other depths: the same blocks in other counts, so the deeper ones go with the slow checks.
+TEST_CASE("resnet34 at 64x64 matches PyTorch at O0 and O1", "[models][resnet]") { check_resnet("resnet34_64", 34); }
+TEST_CASE("resnet101 at 64x64 matches PyTorch at O0 and O1", "[models_slow][resnet]") { check_resnet("resnet101_64", 101); }
+TEST_CASE("resnet152 at 64x64 matches PyTorch at O0 and O1", "[models_slow][resnet]") { check_resnet("resnet152_64", 152); }
 
 TEST_CASE("vit_ti_16 at 64x64 matches PyTorch at O0 and O1 (torchvision names)", "[models][vit]") {
   check_vit("vit_ti16_64.weights.safetensors", models::ViTSize::tiny, 16, "vit_ti16_64");
@@ -77,6 +81,9 @@ TEST_CASE("vit_b_16 at 64x64 matches PyTorch at O0 and O1", "[models][vit]") {
 }
 TEST_CASE("vit_b_16 at 224x224 matches PyTorch at O0 and O1", "[models_slow][vit]") {
   check_vit("vit_b16_224.weights.safetensors", models::ViTSize::base, 16, "vit_b16_224");
+}
+TEST_CASE("vit_l_16 at 64x64 matches PyTorch at O0 and O1", "[models_slow][vit]") {
+  check_vit("vit_l16_64.weights.safetensors", models::ViTSize::large, 16, "vit_l16_64");
 }
 
 // A comparison that cannot fail proves nothing: scaling one weight tensor must break agreement.
