@@ -283,7 +283,7 @@ class Instruments<backend::Cuda> {
     VISOPT_CUDA_CHECK(cudaMemGetInfo(&free_before_, &total));
   }
 
-  Tensor place(const Tensor& host) const { return backend::cuda::upload(host, DType::f32, device_); }
+  Tensor place(const Tensor& host) const { return backend::cuda::to_device(host, DType::f32, device_); }
 
   /// run() ends by synchronising its stream, so the stop event is recorded on an idle stream: the
   /// interval is the whole call (input copy, kernels or graph replay, logits copy) as a caller waiting
@@ -494,7 +494,7 @@ inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progr
     const std::string label = "ceiling: cuBLASLt GEMM " + std::to_string(n) + "³ " + std::string(dtype_name(dtype));
     progress.stage(label + "…");
     cuda::Gemm gemm(context, params, {}, dtype, CUBLAS_COMPUTE_32F);
-    const Tensor x = cuda::upload(x32, dtype, 0);
+    const Tensor x = cuda::to_device(x32, dtype, 0);
     cuda::Event start, stop;
     const int warmup = std::max(2, settings.warmup), iterations = std::max(settings.quick ? 1 : 10, settings.iterations);
     const Latency latency = time_runs(warmup, iterations, label, progress, [&] {

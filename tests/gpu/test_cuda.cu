@@ -142,6 +142,12 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
     }
   }
   CHECK(graph.executor().graphs_captured() == 2);
+  // Device weights: fp16 at O3 against fp32 at O1 (both folded); LayerNorm/BatchNorm vectors stay fp32.
+  const auto fp32 = compile<O1::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 1, .image_size = 64, .warmup = 0});
+  const double ratio = double(graph.report().weight_bytes) / double(fp32.report().weight_bytes);
+  INFO("device weights: O3 " << graph.report().weight_bytes << " B, O1 " << fp32.report().weight_bytes << " B");
+  CHECK(fp32.report().weight_bytes >= models::summarize(model, {.image_size = 64}).levels[1].weight_bytes);
+  CHECK((ratio > 0.45 && ratio < 0.55));
   CHECK(graph.report().has("cuda_graph"));
   CHECK(graph.report().has("channels_last"));
   CHECK(graph.report().has("fp16"));

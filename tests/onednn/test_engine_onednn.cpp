@@ -198,6 +198,11 @@ TEST_CASE("onednn: report() says what each level applied and why not", "[onednn]
   const auto& r3 = o3.report();
   CHECK(r3.has("channels_last"));
   CHECK(r3.has("static_plan"));
+  // Weights: the folded fp32 tensors the ops keep (summary's O1 figure) and the copies packed from them.
+  const models::Summary s = models::summarize(resnet, {.image_size = 64});
+  CHECK(r0.weight_bytes == s.levels[0].weight_bytes + o0.executor().census().packed_bytes);
+  CHECK(r3.weight_bytes == s.levels[1].weight_bytes + o3.executor().census().packed_bytes);
+  CHECK(o3.executor().census().packed_bytes > 0);
   CHECK(r3.activation_bytes == o3.executor().activation_bytes());
   CHECK(r3.activation_bytes > 0);
   CHECK(r3.text().find("one activation arena of") != std::string::npos);

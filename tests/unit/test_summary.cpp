@@ -86,6 +86,21 @@ TEST_CASE("summary predicts the activation memory the reference backend reserves
   CHECK(v.levels[1].activation_bytes == compile<O1, backend::Reference>(vit, vit_options).report().activation_bytes);
 }
 
+TEST_CASE("report() and summary() agree on the weights the reference backend holds at O0 and O1", "[summary]") {
+  const auto resnet = models::resnet18(models::RandomWeights{5});
+  const models::Summary s = models::summarize(resnet, {.image_size = 64});
+  const CompileOptions options{.max_batch = 1, .image_size = 64, .warmup = 0};
+  // O0 keeps BatchNorm's four vectors, O1 folds them into a bias: the figures differ, and each must match.
+  REQUIRE(s.levels[0].weight_bytes != s.levels[1].weight_bytes);
+  CHECK(compile<O0, backend::Reference>(resnet, options).report().weight_bytes == s.levels[0].weight_bytes);
+  CHECK(compile<O1, backend::Reference>(resnet, options).report().weight_bytes == s.levels[1].weight_bytes);
+
+  const auto vit = models::vit_ti_16(models::RandomWeights{5}, {.image_size = 64});
+  const models::Summary v = models::summarize(vit);
+  CHECK(v.levels[0].weight_bytes == static_cast<std::size_t>(v.parameters) * sizeof(float));
+  CHECK(compile<O1, backend::Reference>(vit, {.warmup = 0}).report().weight_bytes == v.levels[1].weight_bytes);
+}
+
 TEST_CASE("summary rejects a batch below 1 and a ViT size its weights do not fix", "[summary]") {
   const auto vit = models::vit_ti_16(models::RandomWeights{4}, {.image_size = 64});
   VISOPT_REQUIRE_ERROR(models::summarize(vit, {.batch = 0}), "batch is 0");

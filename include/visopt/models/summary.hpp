@@ -196,9 +196,7 @@ class ShapeExecutor {
 
   template <class... Tensors>
   void add_weights(const Tensors&... tensors) {
-    ((state_->weight_bytes += static_cast<std::size_t>(tensors.defined() ? tensors.numel() : 0) *
-                              storage_bytes<typename P::precision>()),
-     ...);
+    state_->weight_bytes += static_cast<std::size_t>(nn::values_of(tensors...)) * storage_bytes<typename P::precision>();
   }
 
   /// A tensor of `shape` whose storage is a token: when its last handle dies the buffer's lifetime ends.

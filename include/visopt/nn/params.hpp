@@ -2,6 +2,8 @@
 // The fp32 parameter tree a model is built from: what models::resnet50(weights) returns before
 // compile(). Passes (fold_batch_norm, ...) rewrite it; backends prepare their own copies from it.
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -9,6 +11,22 @@
 #include "op_specs.hpp"
 
 namespace visopt::nn {
+
+/// How many values these parameter tensors hold (an undefined tensor, e.g. an absent bias, holds none):
+/// what a backend stores for them, in whatever precision it stores them.
+template <class... Tensors>
+std::int64_t values_of(const Tensors&... tensors) {
+  return ((tensors.defined() ? tensors.numel() : std::int64_t{0}) + ... + std::int64_t{0});
+}
+
+/// The bytes of fp32 parameter tensors a backend keeps as it prepares them (engine.report()'s weights).
+struct HeldFp32Parameters {
+  std::size_t bytes = 0;
+  template <class... Tensors>
+  void add(const Tensors&... tensors) {
+    bytes += static_cast<std::size_t>(values_of(tensors...)) * sizeof(float);
+  }
+};
 
 struct Conv2dParams {
   Tensor weight;  // [K, C/groups, R, S]

@@ -33,8 +33,7 @@ runtime::Report start_report(const std::string& model, std::int64_t parameters, 
   report.level = std::string(Level::name);
   report.backend = std::string(B::name);
   report.policy = describe_policy<Level>();
-  report.parameters = parameters;
-  report.weight_bytes = static_cast<std::size_t>(parameters) * sizeof(float);
+  report.parameters = parameters;  // weight_bytes: what the backend holds, known once it is prepared (Engine)
   return report;
 }
 

@@ -50,6 +50,7 @@ class Engine {
         run_mutex_(std::make_unique<std::mutex>()) {
     require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
     warm_up();
+    report_.weight_bytes = executor_->weight_bytes();  // after the warm-up: oneDNN packs weights there
     // Executors that learn more during the warm-up (what was packed, planned, fused) add it here.
     if constexpr (requires(const Executor& e, runtime::Report& r) { e.complete_report(r); }) {
       executor_->complete_report(report_);

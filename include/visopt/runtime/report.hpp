@@ -27,7 +27,8 @@ struct Report {
   std::map<std::string, int> algorithms;  // "convolution: brg:avx512_core" -> how many operations use it
   std::vector<Setting> settings;          // each CompileOptions knob's value and where it came from
   std::int64_t parameters = 0;
-  std::size_t weight_bytes = 0, activation_bytes = 0, workspace_bytes = 0;
+  std::size_t weight_bytes = 0;      // parameters as the backend holds them (packed copies and device copies included)
+  std::size_t activation_bytes = 0, workspace_bytes = 0;
   int cache_hits = 0, cache_misses = 0;  // the on-disk algorithm cache (measured tuning), when there is one
   double compile_ms = 0;
 

@@ -13,6 +13,14 @@
 
 namespace visopt::backend::cuda {
 
+/// Copies host fp32 values to a new device tensor of `dtype` (synchronous: for set-up, not run()).
+inline Tensor to_device(const Tensor& host, DType dtype, int device_index) {
+  const Tensor converted = host.to(dtype);
+  Tensor device = Tensor::empty(host.shape(), dtype, Device::cuda(device_index));
+  VISOPT_CUDA_CHECK(cudaMemcpy(device.data(), converted.data(), converted.nbytes(), cudaMemcpyHostToDevice));
+  return device;
+}
+
 class Context {
  public:
   Context(int device_index, bool measured_tuning, const std::string& cache_dir)
@@ -58,6 +66,15 @@ class Context {
   }
   std::size_t workspace_bytes() const { return workspace_bytes_; }
 
+  /// Copies host fp32 parameters to a new device tensor of `dtype` and counts them (compile() only).
+  Tensor upload(const Tensor& host, DType dtype) {
+    Tensor device = to_device(host, dtype, device_.index);
+    weight_bytes_ += device.nbytes();
+    return device;
+  }
+  /// Device bytes of every parameter uploaded so far.
+  std::size_t weight_bytes() const { return weight_bytes_; }
+
   /// The largest workspace an algorithm may ask for.
   static constexpr std::size_t workspace_limit = std::size_t{256} << 20;
 
@@ -75,16 +92,8 @@ class Context {
   CublasLtHandle cublaslt_;
   runtime::ActivationPool pool_, results_;
   Tensor workspace_;
-  std::size_t workspace_bytes_ = 0;
+  std::size_t workspace_bytes_ = 0, weight_bytes_ = 0;
   std::unique_ptr<runtime::AlgorithmCache> cache_;
 };
-
-/// Copies host fp32 values to a new device tensor of `dtype`.
-inline Tensor upload(const Tensor& host, DType dtype, int device_index) {
-  const Tensor converted = host.to(dtype);
-  Tensor device = Tensor::empty(host.shape(), dtype, Device::cuda(device_index));
-  VISOPT_CUDA_CHECK(cudaMemcpy(device.data(), converted.data(), converted.nbytes(), cudaMemcpyHostToDevice));
-  return device;
-}
 
 }  // namespace visopt::backend::cuda

@@ -23,15 +23,14 @@ class Convolution {
   Convolution(Context& context, const nn::Conv2dParams& params, nn::ConvEpilogue epilogue, DType dtype, bool nhwc,
               bool tensor_cores, bool fused)
       : geometry_(params.geometry), epilogue_(epilogue), dtype_(dtype), nhwc_(nhwc), fused_(fused), kcrs_(params.weight.shape()) {
-    const int device = context.device().index;
     Tensor weight = params.weight;
     if (nhwc) weight = kcrs_to_krsc(weight);
-    weight_ = upload(weight, dtype, device);
+    weight_ = context.upload(weight, dtype);
     const std::int64_t k = kcrs_[0];
     Tensor bias = params.bias.defined() ? params.bias : Tensor::zeros({k});
     has_bias_ = params.bias.defined();
-    bias_ = upload(bias.reshaped({1, k, 1, 1}), dtype, device);
-    bias_f32_ = upload(bias, DType::f32, device);
+    bias_ = context.upload(bias.reshaped({1, k, 1, 1}), dtype);
+    bias_f32_ = context.upload(bias, DType::f32);
     filter_ = filter_descriptor(dtype, kcrs_, nhwc);
     convolution_ = convolution_descriptor(geometry_, tensor_cores);
   }

@@ -107,19 +107,19 @@ class Executor {
       scale.data_as<float>()[i] = s;
       shift.data_as<float>()[i] = p.bias.data_as<float>()[i] - p.running_mean.data_as<float>()[i] * s;
     }
-    return {upload(scale, DType::f32, device()), upload(shift, DType::f32, device())};
+    return {context_.upload(scale, DType::f32), context_.upload(shift, DType::f32)};
   }
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
     const cublasComputeType_t compute = tensor_cores && dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     return std::make_shared<Gemm>(context_, p, epilogue, dtype, compute);
   }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
-    return {upload(p.weight, DType::f32, device()), upload(p.bias, DType::f32, device()), p.eps};
+    return {context_.upload(p.weight, DType::f32), context_.upload(p.bias, DType::f32), p.eps};
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
     nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
-    return {prepare_linear(projection, {}), upload(p.class_token, DType::f32, device()), upload(p.position, DType::f32, device()), p.patch};
+    return {prepare_linear(projection, {}), context_.upload(p.class_token, DType::f32), context_.upload(p.position, DType::f32), p.patch};
   }
 
   // ---- run() ----
@@ -322,6 +322,8 @@ class Executor {
   }
 
   std::size_t activation_bytes() const { return context_.pool().bytes_reserved(); }
+  /// Device bytes of the parameters (for report()).
+  std::size_t weight_bytes() const { return context_.weight_bytes(); }
   std::size_t fresh_allocations() const { return context_.pool().fresh_allocations(); }
   Context& context() { return context_; }
   int graphs_captured() const { return graphs_.captured(); }

@@ -19,9 +19,8 @@ class Gemm {
  public:
   Gemm(Context& context, const nn::LinearParams& params, nn::LinearEpilogue epilogue, DType dtype, cublasComputeType_t compute)
       : epilogue_(epilogue), dtype_(dtype), compute_(compute), n_(params.weight.dim(0)), k_(params.weight.dim(1)) {
-    const int device = context.device().index;
-    weight_ = upload(params.weight, dtype, device);
-    if (params.bias.defined()) bias_ = upload(params.bias, dtype, device);
+    weight_ = context.upload(params.weight, dtype);
+    if (params.bias.defined()) bias_ = context.upload(params.bias, dtype);
   }
 
   std::int64_t out_features() const { return n_; }

@@ -123,17 +123,27 @@ class Executor {
   }
 
   // ---- compile(): prepare parameters (weights are packed at the first forward of each layout) ----
+  // Each op keeps the fp32 tensors it is given (packing for a layout starts from them).
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     convs_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
+    held_.add(p.weight, p.bias);
     return {own(std::make_unique<ConvOp>(p, epilogue))};
   }
-  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) { return {own(std::make_unique<BatchNormOp>(p))}; }
+  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
+    held_.add(p.weight, p.bias, p.running_mean, p.running_var);
+    return {own(std::make_unique<BatchNormOp>(p))};
+  }
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
     linears_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
+    held_.add(p.weight, p.bias);
     return {own(std::make_unique<LinearOp>(p, epilogue))};
   }
-  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) { return {own(std::make_unique<LayerNormOp>(p))}; }
+  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
+    held_.add(p.weight, p.bias);
+    return {own(std::make_unique<LayerNormOp>(p))};
+  }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
+    held_.add(p.class_token, p.position);  // the projection's weight (permuted for NHWC) and bias: below
     const std::int64_t d = p.weight.dim(0), c = p.weight.dim(1), k = p.weight.dim(2) * p.weight.dim(3);
     Tensor weight = p.weight.reshaped({d, c * k});
     if constexpr (channels_last) {
@@ -148,6 +158,7 @@ class Executor {
       }
       weight = permuted;
     }
+    held_.add(weight, p.bias);
     return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.class_token,
             p.position, p.patch};
   }
@@ -308,6 +319,8 @@ class Executor {
 
   /// Activation memory reserved so far (the arena block at O3).
   std::size_t activation_bytes() const { return memory_.bytes_reserved(); }
+  /// Bytes of parameters the engine holds: the fp32 tensors it was given and their packed copies.
+  std::size_t weight_bytes() const { return held_.bytes + context_.census().packed_bytes; }
   /// Fresh activation allocations so far: constant once every batch size has been seen.
   std::size_t fresh_allocations() const { return memory_.fresh_allocations(); }
   /// The primitives made and weights packed so far (constant once every batch size has been seen).
@@ -434,6 +447,7 @@ class Executor {
   StepCache<Layouts<3>> adds_;
   StepCache<PoolKey> pools_;
   int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
+  nn::HeldFp32Parameters held_;  // what the ops keep in fp32
 };
 
 }  // namespace visopt::backend::onednn

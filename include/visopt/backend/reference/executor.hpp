@@ -72,18 +72,28 @@ class Executor {
   }
 
   // ---- compile(): prepare parameters ----
+  // Each keeps the fp32 tensors it is given (shared with the compiled model's copy, not copied again).
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     ++convolutions_;
+    held_.add(p.weight, p.bias);
     return {p.weight, p.bias, p.geometry, epilogue};
   }
-  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) { return {p}; }
+  BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
+    held_.add(p.weight, p.bias, p.running_mean, p.running_var);
+    return {p};
+  }
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
     ++matmuls_;
+    held_.add(p.weight, p.bias);
     return {p.weight, p.bias, epilogue};
   }
-  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) { return {p}; }
+  LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
+    held_.add(p.weight, p.bias);
+    return {p};
+  }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
+    held_.add(p.weight, p.bias, p.class_token, p.position);
     return {{p.weight.reshaped({d, p.weight.numel() / d}), p.bias, {}}, p.class_token, p.position, p.patch};
   }
 
@@ -203,6 +213,8 @@ class Executor {
 
   /// Activation memory reserved so far (for report()).
   std::size_t activation_bytes() const { return pool_.bytes_reserved(); }
+  /// Bytes of the parameters the engine runs with (for report()).
+  std::size_t weight_bytes() const { return held_.bytes; }
   /// Fresh allocations so far: constant once every batch size has been seen.
   std::size_t fresh_allocations() const { return pool_.fresh_allocations(); }
 
@@ -212,6 +224,7 @@ class Executor {
 
   runtime::ActivationPool pool_;
   int convolutions_ = 0, matmuls_ = 0;  // prepared, for complete_report()
+  nn::HeldFp32Parameters held_;
 };
 
 }  // namespace visopt::backend::reference
