@@ -74,3 +74,31 @@ TEST_CASE("algorithm cache: a file from another GPU or cuDNN version is ignored 
     }
   }
 }
+
+TEST_CASE("algorithm cache: two writers of one file keep each other's entries, and a forgotten one stays gone",
+          "[algorithm_cache]") {
+  CacheFile f;  // holds "conv 1x64x56x56 f16 nhwc"
+  AlgorithmCache first(f.file, h100), second(f.file, h100);
+  first.store("gemm 64x768x3072 f16", {{"algorithm", 1}});
+  second.store("gemm 64x3072x768 f16", {{"algorithm", 2}});
+  second.forget("conv 1x64x56x56 f16 nhwc");
+  first.save();   // writes the conv entry it loaded and its own gemm
+  second.save();  // merges first's gemm into its own; the conv entry it dropped stays dropped
+  AlgorithmCache reader(f.file, h100);
+  CHECK(reader.warning().empty());
+  CHECK(reader.find("gemm 64x768x3072 f16").has_value());
+  CHECK(reader.find("gemm 64x3072x768 f16").has_value());
+  CHECK_FALSE(reader.find("conv 1x64x56x56 f16 nhwc").has_value());
+  // Each writer's temporary file is its own and none is left behind.
+  for (const auto& entry : fs::directory_iterator(f.dir)) CHECK(entry.path().filename() == "cuda-algorithms.json");
+}
+
+TEST_CASE("algorithm cache: a directory it cannot write is a warning, not an error", "[algorithm_cache]") {
+  CacheFile f;
+  const fs::path blocked = f.dir / "not-a-directory";
+  std::ofstream(blocked) << "a file where the cache directory should be";
+  AlgorithmCache cache(blocked / "cuda-algorithms.json", h100);
+  cache.store("conv", {{"algorithm", 0}});
+  cache.save();  // must not throw
+  CHECK(cache.warning().rfind("cannot write '", 0) == 0);
+}

@@ -3,14 +3,17 @@
 // algorithms), keyed by device, library versions, shape, dtype and layout. A second compile() reads it
 // and searches nothing. A corrupt or foreign file is ignored with a warning, never trusted.
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "../core/env.hpp"
 
@@ -53,56 +56,85 @@ class AlgorithmCache {
   /// Drops an entry that turned out to be unusable (e.g. an algorithm the library rejects).
   void forget(const std::string& key) {
     entries_.erase(key);
+    forgotten_.insert(key);
     dirty_ = true;
   }
 
   void store(const std::string& key, nlohmann::json value) {
     entries_[key] = std::move(value);
+    forgotten_.erase(key);
     dirty_ = true;
   }
 
-  /// Writes the file if anything changed (atomically: temporary file, then rename). A cache that
-  /// cannot be written is a warning, not an error: the engine works without it.
-  void save() {
+  /// Writes the file if anything changed: atomically (a temporary file of this writer's own, then
+  /// rename), and merged with what another process saved since load(), so that two processes tuning at
+  /// once both keep their entries (this one's win where both measured a key). A cache that cannot be
+  /// written is a warning, not an error: the engine works without it. Never throws (destructors call it).
+  void save() noexcept {
     if (!dirty_) return;
-    std::error_code ec;
-    std::filesystem::create_directories(file_.parent_path(), ec);
-    const auto temporary = file_.string() + ".partial";
-    {
-      std::ofstream out(temporary, std::ios::trunc);
-      out << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", format_version}, {"identity", identity_},
-                            {"entries", entries_}}
-                 .dump(1);
-      if (!out) {
-        warn("cannot write '" + temporary + "'");
+    try {
+      std::error_code ec;
+      std::filesystem::create_directories(file_.parent_path(), ec);
+      nlohmann::json entries = read_entries(/*quiet=*/true).value_or(nlohmann::json::object());
+      entries.update(entries_);
+      for (const auto& key : forgotten_) entries.erase(key);
+      const auto temporary = file_.string() + ".partial." + std::to_string(::getpid()) + "." + std::to_string(next_writer());
+      {
+        std::ofstream out(temporary, std::ios::trunc);
+        out << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", format_version}, {"identity", identity_},
+                              {"entries", entries}}
+                   .dump(1);
+        if (!out) {
+          warn("cannot write '" + temporary + "'");
+          std::filesystem::remove(temporary, ec);
+          return;
+        }
+      }
+      std::filesystem::rename(temporary, file_, ec);
+      if (ec) {
+        warn("cannot replace '" + file_.string() + "': " + ec.message());
+        std::filesystem::remove(temporary, ec);
         return;
       }
+      entries_ = std::move(entries);
+      forgotten_.clear();
+      dirty_ = false;
+    } catch (const std::exception& e) {
+      warn("cannot save '" + file_.string() + "': " + e.what());
     }
-    std::filesystem::rename(temporary, file_, ec);
-    if (ec) warn("cannot replace '" + file_.string() + "': " + ec.message());
-    dirty_ = false;
   }
 
  private:
-  void load() {
-    entries_ = nlohmann::json::object();
-    if (!std::filesystem::exists(file_)) return;
+  void load() { entries_ = read_entries(/*quiet=*/false).value_or(nlohmann::json::object()); }
+
+  /// The entries of the file on disk when it is a cache of this identity; otherwise none, with a
+  /// warning unless `quiet` (save() merges quietly: load() has already said what was wrong).
+  std::optional<nlohmann::json> read_entries(bool quiet) {
+    if (!std::filesystem::exists(file_)) return std::nullopt;
+    const auto ignore = [&](const std::string& why) -> std::optional<nlohmann::json> {
+      if (!quiet) warn("ignoring '" + file_.string() + "': " + why);
+      return std::nullopt;
+    };
     try {
       std::ifstream in(file_);
       const nlohmann::json j = nlohmann::json::parse(in);
       if (!j.is_object() || j.value("format", "") != "visopt-algorithm-cache" || j.value("version", 0) != format_version) {
-        warn("ignoring '" + file_.string() + "': not a visopt algorithm cache of version " + std::to_string(format_version));
-      } else if (j.value("identity", "") != identity_) {
-        warn("ignoring '" + file_.string() + "': it was written for " + j.value("identity", std::string("?")) +
-             ", this is " + identity_);
-      } else if (!j.contains("entries") || !j["entries"].is_object()) {
-        warn("ignoring '" + file_.string() + "': it has no entries object");
-      } else {
-        entries_ = j["entries"];
+        return ignore("not a visopt algorithm cache of version " + std::to_string(format_version));
       }
+      if (j.value("identity", "") != identity_) {
+        return ignore("it was written for " + j.value("identity", std::string("?")) + ", this is " + identity_);
+      }
+      if (!j.contains("entries") || !j["entries"].is_object()) return ignore("it has no entries object");
+      return j["entries"];
     } catch (const std::exception& e) {
-      warn("ignoring '" + file_.string() + "': " + e.what());
+      return ignore(e.what());
     }
+  }
+
+  /// Distinguishes the temporary files of caches saved at once inside one process.
+  static unsigned long next_writer() {
+    static std::atomic<unsigned long> writers{0};
+    return writers++;
   }
 
   void warn(const std::string& message) {
@@ -113,6 +145,7 @@ class AlgorithmCache {
   std::filesystem::path file_;
   std::string identity_;
   nlohmann::json entries_ = nlohmann::json::object();
+  std::set<std::string> forgotten_;  // dropped here: a concurrent writer's copy must not bring them back
   std::string warning_;
   int hits_ = 0, misses_ = 0;
   bool dirty_ = false;
