@@ -233,6 +233,10 @@ TEST_CASE("cuda: out of memory at compile() is a visopt::Error, and a smaller co
   VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(model, {.max_batch = 1, .device = 99})), "CompileOptions::device is 99");
   VISOPT_REQUIRE_ERROR((compile<O1, backend::Cuda>(model, {.max_batch = 70000})), "the CUDA backend takes at most 65535 images");
   VISOPT_REQUIRE_ERROR(engine.run(Tensor::zeros({3, 3, 64, 64})), "batch of 3 images, but the engine was compiled for 1..2");
+  // Device images said to be on another GPU are refused before anything reads them.
+  Tensor on_device = Tensor::empty({2, 3, 64, 64}, DType::f32, Device::cuda());
+  const TensorView elsewhere(on_device.data(), DType::f32, on_device.shape(), Device::cuda(1));
+  VISOPT_REQUIRE_ERROR(engine.run(elsewhere), "images are on cuda:1, but this engine runs on cuda:0");
 }
 
 TEST_CASE("cuda: with no GPU, compile() says so", "[nogpu]") {

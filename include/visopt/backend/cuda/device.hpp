@@ -74,6 +74,24 @@ inline void install_device_allocator() {
   device_allocator().release = &detail::device_release;
 }
 
+/// Makes GPU `index` the calling thread's current device for a scope and gives the thread its own back
+/// after, so that an engine runs on its GPU from any thread (cudaGetDevice is a host-side lookup).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int index) : index_(index) {
+    VISOPT_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != index_) VISOPT_CUDA_CHECK(cudaSetDevice(index_));
+  }
+  ~DeviceScope() {
+    if (previous_ != index_) (void)cudaSetDevice(previous_);  // destructors never throw
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int index_, previous_ = 0;
+};
+
 /// A non-blocking stream this object owns, or a caller's stream it only borrows.
 class Stream {
  public:

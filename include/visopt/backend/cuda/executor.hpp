@@ -123,9 +123,16 @@ class Executor {
   }
 
   // ---- run() ----
-  /// Runs `forward` on `images` (host or device f32 NCHW); returns f32 logits on the images' device.
+  /// Runs `forward` on `images` (host, or device f32 NCHW on the engine's GPU); returns f32 logits on the
+  /// images' device. The calling thread's current GPU does not matter and is left as it was.
   template <class Forward>
   Tensor run(const TensorView& images, Forward&& forward) {
+    const DeviceScope on_engine_gpu(device());
+    if (!images.device().is_cpu() && images.device().index != device()) {
+      fail(visopt::detail::concat("cuda: images are on ", images.device().to_string(), ", but this engine runs on cuda:",
+                                  device(), "; copy them there or compile with CompileOptions::device = ",
+                                  images.device().index));
+    }
     if constexpr (captures) {
       if (graph_fallback_.empty()) {
         try {
