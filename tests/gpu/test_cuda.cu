@@ -151,6 +151,7 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
   CHECK(graph.report().has("cuda_graph"));
   CHECK(graph.report().has("channels_last"));
   CHECK(graph.report().has("fp16"));
+  CHECK_FALSE(graph.report().has("fused_attention"));  // a ResNet has no attention to fuse
 }
 
 TEST_CASE("cuda: run() takes device tensors and returns device logits", "[gpu][graph]") {
@@ -163,6 +164,7 @@ TEST_CASE("cuda: run() takes device tensors and returns device logits", "[gpu][g
   Tensor host = Tensor::empty(device_logits.shape());
   REQUIRE(cudaMemcpy(host.data(), device_logits.data(), host.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
   check_agreement<O3>(compare_logits(host, f.logits), "device input");
+  CHECK(engine.report().text().find("[applied] fused_attention: 12 attention layer(s)") != std::string::npos);
 }
 
 TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when corrupt or foreign", "[gpu][cache]") {

@@ -15,7 +15,10 @@ class MultiHeadAttention {
   MultiHeadAttention(Exec& exec, const MultiHeadAttentionParams& params)
       : qkv_(exec.prepare_linear(params.qkv, {})),
         proj_(exec.prepare_linear(params.proj, {Activation::none, P::fusion::fuses_epilogue})),
-        heads_(params.heads) {}
+        heads_(params.heads) {
+    // An executor that reports how it runs attention counts the layers it will run (CUDA).
+    if constexpr (requires { exec.prepare_attention(heads_); }) exec.prepare_attention(heads_);
+  }
 
   /// normed [B,L,D], residual [B,L,D] -> residual + attention(normed)
   Tensor forward(Exec& exec, const Tensor& normed, const Tensor& residual) const {

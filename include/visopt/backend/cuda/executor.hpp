@@ -84,7 +84,6 @@ class Executor {
     } else {
       report.skipped("measured_tuning", "tuning=heuristic: cuDNN's and cuBLASLt's default choices");
     }
-    report.applied("fused_attention", "one kernel per layer, online softmax, no score matrix");
     if constexpr (captures) report.applied("cuda_graph", "the forward is captured once per batch size and replayed");
     else report.skipped("cuda_graph", "execution=eager launches kernels one by one");
   }
@@ -116,6 +115,8 @@ class Executor {
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
     return {context_.upload(p.weight, DType::f32), context_.upload(p.bias, DType::f32), p.eps};
   }
+  /// One self-attention layer of the model (for complete_report(); attention needs no parameters).
+  void prepare_attention(int /*heads*/) { ++attention_layers_; }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
     nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
@@ -164,6 +165,10 @@ class Executor {
         require(!strict_, "visopt: CompileOptions::strict: ", reason);
         report.skipped("fused_conv_fallback", reason);
       }
+    }
+    if (attention_layers_ > 0) {
+      report.applied("fused_attention", visopt::detail::concat(attention_layers_, " attention layer(s), one kernel each: online "
+                                                                                  "softmax, no score matrix"));
     }
     if constexpr (captures) {
       if (!graph_fallback_.empty()) {
@@ -397,6 +402,7 @@ class Executor {
   bool strict_ = false;
   GraphCache graphs_;
   std::vector<Conv> convolutions_;  // for complete_report(): which run fused
+  int attention_layers_ = 0;        // for complete_report()
   std::string graph_fallback_;                              // why capture failed, once it has
 };
 
