@@ -108,6 +108,14 @@ models::ResNet resnet_model(const std::string& name, int depth) {
   return models::resnet(depth, io::SafeTensors::open(fixture(name + ".weights.safetensors")));
 }
 
+/// Every level of a ResNet fixture, fp32 and bf16.
+void check_resnet(const std::string& name, int depth) {
+  const auto f = resnet_fixture(name);
+  const auto model = resnet_model(name, depth);
+  check_fp32_levels(f, model);
+  check_half_levels(f, model);
+}
+
 void check_vit(const std::string& file, models::ViTSize size, int patch, const std::string& io_name) {
   const auto model = models::vit(size, patch, io::SafeTensors::open(fixture(file)));
   const Fixture f = load_fixture(file.substr(0, file.find(".safetensors")), io_name, 0);
@@ -152,24 +160,9 @@ TEST_CASE("onednn: resnet50 at 224x224 in bf16 (O2, O3)", "[onednn_slow][resnet]
 
 // The other depths: the same blocks in other counts, every level in one case each; the deeper ones
 // go with the slow checks.
-TEST_CASE("onednn: resnet34 at 64x64 matches PyTorch at O0-O3", "[onednn][resnet]") {
-  const auto f = resnet_fixture("resnet34_64");
-  const auto model = resnet_model("resnet34_64", 34);
-  check_fp32_levels(f, model);
-  check_half_levels(f, model);
-}
-TEST_CASE("onednn: resnet101 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") {
-  const auto f = resnet_fixture("resnet101_64");
-  const auto model = resnet_model("resnet101_64", 101);
-  check_fp32_levels(f, model);
-  check_half_levels(f, model);
-}
-TEST_CASE("onednn: resnet152 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") {
-  const auto f = resnet_fixture("resnet152_64");
-  const auto model = resnet_model("resnet152_64", 152);
-  check_fp32_levels(f, model);
-  check_half_levels(f, model);
-}
+TEST_CASE("onednn: resnet34 at 64x64 matches PyTorch at O0-O3", "[onednn][resnet]") { check_resnet("resnet34_64", 34); }
+TEST_CASE("onednn: resnet101 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") { check_resnet("resnet101_64", 101); }
+TEST_CASE("onednn: resnet152 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][resnet]") { check_resnet("resnet152_64", 152); }
 
 TEST_CASE("onednn: vit_ti_16 at 64x64 matches PyTorch at O0-O3 (torchvision names)", "[onednn][vit]") {
   check_vit("vit_ti16_64.weights.safetensors", models::ViTSize::tiny, 16, "vit_ti16_64");
