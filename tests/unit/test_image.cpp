@@ -184,8 +184,24 @@ TEST_CASE("a PNG written by stb_image_write reads back pixel for pixel", "[image
   std::vector<std::uint8_t> with_empty = bytes;
   with_empty.insert(with_empty.begin() + 33, empty_data.begin(), empty_data.end());  // after the signature and IHDR
   CHECK(visopt::io::load_image_from_memory(with_empty, "empty-idat.png").rgb == original.rgb);
-  CHECK(visopt::io::detail::without_empty_png_data(with_empty) == bytes);
-  CHECK_FALSE(visopt::io::detail::without_empty_png_data(bytes).has_value());
+  CHECK(visopt::io::detail::check_png_chunks(with_empty).repaired == bytes);
+  CHECK_FALSE(visopt::io::detail::check_png_chunks(bytes).repaired.has_value());
+
+  // The same chunk as a truncated file's last, its CRC cut off (tests/fuzz/corpus/image/
+  // regression_png_empty_idat_no_crc.png): stb copies the data before it reads the CRC, so the chunk
+  // goes all the same, and what is left is a PNG without image data: an error.
+  std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + 33);  // signature and IHDR
+  cut.insert(cut.end(), empty_data.begin(), empty_data.begin() + 10);   // length, type, 2 of 4 CRC bytes
+  CHECK(visopt::io::detail::check_png_chunks(cut).repaired == std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 33));
+  VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(cut, "cut.png"), "'cut.png'");
+
+  // An IDAT chunk declaring far more data than the file holds (tests/fuzz/corpus/image/
+  // regression_png_idat_longer_than_file.png): stb would grow its buffer to the declared size first.
+  std::vector<std::uint8_t> huge(bytes.begin(), bytes.begin() + 33);
+  put_be32(huge, 0x3fff0000);  // 1 GiB - 64 KiB, under stb's own 1 GiB chunk limit
+  huge.insert(huge.end(), {'I', 'D', 'A', 'T', 0x78, 0x9c});
+  VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(huge, "huge.png"),
+                       "'huge.png': corrupt PNG: the IDAT chunk at byte 33 declares 1073676288 bytes of data, but only 2 follow it");
 }
 
 TEST_CASE("grey and top-down BMP images load as RGB in row order", "[image]") {

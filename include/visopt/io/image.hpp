@@ -223,35 +223,56 @@ inline int centre_offset(int size, int crop) {
   return difference % 2 == 0 ? half : half + (half % 2);
 }
 
-/// The PNG without its zero-length IDAT chunks, or nothing when it has none (or is no PNG). stb_image
-/// copies each IDAT chunk into a buffer it grows on demand; for a zero-length first IDAT that buffer is
-/// still null, and memcpy(nullptr, data, 0) is undefined behaviour (found by tests/fuzz/fuzz_image under
-/// UBSan). Such a chunk carries no data, so leaving it out changes no pixel.
-inline std::optional<std::vector<std::uint8_t>> without_empty_png_data(std::span<const std::uint8_t> b) {
+/// What the PNG chunk walk before stb_image found: stb trusts each chunk's length field, so visopt checks
+/// the IDAT chunks (the ones it copies into memory) first.
+struct PngChunkCheck {
+  std::string defect;                               // non-empty: refuse the image with this reason
+  std::optional<std::vector<std::uint8_t>> repaired;  // the PNG without its zero-length IDAT chunks, if it had any
+};
+
+/// Walks a PNG's chunks (nothing to report for other formats):
+/// - An IDAT chunk that declares more data than the file has left is refused: stb grows its data buffer
+///   to the declared length before reading, so a 60-byte file declaring 1 GiB made it allocate 2 GiB
+///   (found by tests/fuzz/fuzz_image).
+/// - Zero-length IDAT chunks are left out: for a zero-length first IDAT stb's data buffer is still null
+///   and memcpy(nullptr, data, 0) is undefined behaviour (found by fuzz_image under UBSan). stb makes
+///   that copy as soon as it has read the chunk's length and type, so a chunk whose CRC is cut off goes
+///   too. Such a chunk carries no data, so leaving it out changes no pixel.
+inline PngChunkCheck check_png_chunks(std::span<const std::uint8_t> b) {
   static constexpr std::uint8_t signature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (b.size() < 8 || !std::equal(std::begin(signature), std::end(signature), b.begin())) return std::nullopt;
+  PngChunkCheck check;
+  if (b.size() < 8 || !std::equal(std::begin(signature), std::end(signature), b.begin())) return check;
   const auto be32 = [&](std::size_t i) {
     return (std::uint64_t{b[i]} << 24) | (std::uint64_t{b[i + 1]} << 16) | (std::uint64_t{b[i + 2]} << 8) | b[i + 3];
   };
   std::vector<std::pair<std::size_t, std::size_t>> kept;  // [begin, end) byte ranges
   std::size_t from = 0, i = 8;
   bool dropped = false;
-  while (i + 12 <= b.size()) {  // length, type, data, CRC
+  while (i + 8 <= b.size()) {  // a chunk's length and type: what stb reads before it copies the data
     const std::uint64_t length = be32(i);
-    if (length > b.size() - i - 12) break;  // truncated or corrupt: the rest goes to stb as it is
-    if (length == 0 && std::memcmp(b.data() + i + 4, "IDAT", 4) == 0) {
-      kept.emplace_back(from, i);
-      from = i + 12;
-      dropped = true;
+    const std::size_t left = b.size() - i - 8;  // bytes after this chunk's header
+    if (std::memcmp(b.data() + i + 4, "IDAT", 4) == 0) {
+      if (length > left) {
+        check.defect = visopt::detail::concat("corrupt PNG: the IDAT chunk at byte ", i, " declares ", length,
+                                              " bytes of data, but only ", left, " follow it");
+        return check;
+      }
+      if (length == 0) {
+        kept.emplace_back(from, i);
+        from = std::min(i + 12, b.size());  // with its CRC, or what is left of it
+        dropped = true;
+      }
     }
+    if (length + 4 > left) break;  // data or CRC cut off: the rest goes to stb as it is
     i += 12 + static_cast<std::size_t>(length);
   }
-  if (!dropped) return std::nullopt;
+  if (!dropped) return check;
   kept.emplace_back(from, b.size());
   std::vector<std::uint8_t> out;
   out.reserve(b.size());
   for (const auto& [begin, end] : kept) out.insert(out.end(), b.begin() + static_cast<std::ptrdiff_t>(begin), b.begin() + static_cast<std::ptrdiff_t>(end));
-  return out;
+  check.repaired = std::move(out);
+  return check;
 }
 
 }  // namespace detail
@@ -263,8 +284,9 @@ inline Image load_image_from_memory(std::span<const std::uint8_t> bytes, std::st
   require(!bytes.empty(), detail::image_error_prefix(name), "it is empty");
   require(bytes.size() <= static_cast<std::size_t>(INT_MAX), detail::image_error_prefix(name), "it is ", bytes.size(),
           " bytes; stb_image reads at most ", INT_MAX);
-  const std::optional<std::vector<std::uint8_t>> repaired = detail::without_empty_png_data(bytes);
-  if (repaired) bytes = *repaired;
+  const detail::PngChunkCheck png = detail::check_png_chunks(bytes);
+  require(png.defect.empty(), detail::image_error_prefix(name), png.defect);
+  if (png.repaired) bytes = *png.repaired;
   const int length = static_cast<int>(bytes.size());
   const detail::HeaderFacts facts = detail::inspect_header(bytes);
   require(facts.defect.empty(), detail::image_error_prefix(name), facts.defect);
