@@ -339,6 +339,39 @@ TEST_CASE("unreadable images are rejected with the file's name and the reason", 
     straddling.resize(straddling.size() + 16, 19);               // its code counts, past the segment's end
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(straddling, "straddling.jpg"),
                          "'straddling.jpg': corrupt JPEG: a Huffman table defines 304 codes, at most 256 are possible");
+    // Found by tests/fuzz/fuzz_image: stb 2.27 does not clear its decoder, so a scan using a table no
+    // segment defined decodes with leftover heap bytes (an out-of-bounds Huffman index). Refused first.
+    const auto segment = [](std::vector<std::uint8_t>& jpg, std::uint8_t marker, std::vector<std::uint8_t> body) {
+      jpg.insert(jpg.end(), {0xff, marker, static_cast<std::uint8_t>((body.size() + 2) >> 8), static_cast<std::uint8_t>(body.size() + 2)});
+      jpg.insert(jpg.end(), body.begin(), body.end());
+    };
+    // A table of one code (length 1, symbol 0) with the class/id byte first; 64 quantization values of 1.
+    const auto huffman_table = [](std::uint8_t class_and_id) {
+      std::vector<std::uint8_t> table(18, 0);
+      table[0] = class_and_id;
+      table[1] = 1;
+      return table;
+    };
+    const auto quantization_table = [](std::uint8_t id) {
+      std::vector<std::uint8_t> table(65, 1);
+      table[0] = id;
+      return table;
+    };
+    const std::vector<std::uint8_t> scan{1, 1, 0x00, 0, 63, 0};  // component 1 with DC and AC table 0, baseline
+    std::vector<std::uint8_t> no_ac = jpeg_header(8, 8);
+    segment(no_ac, 0xdb, quantization_table(0));
+    segment(no_ac, 0xdb, quantization_table(1));
+    segment(no_ac, 0xc4, huffman_table(0x00));  // DC table 0 only
+    segment(no_ac, 0xda, scan);
+    no_ac.insert(no_ac.end(), {0x12, 0x34, 0xff, 0xd9});
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(no_ac, "no-ac.jpg"),
+                         "'no-ac.jpg': corrupt JPEG: a scan uses AC Huffman table 0, which no DHT segment before it defines");
+    std::vector<std::uint8_t> no_quantization = jpeg_header(8, 8);
+    segment(no_quantization, 0xc4, huffman_table(0x00));
+    segment(no_quantization, 0xc4, huffman_table(0x10));  // AC table 0
+    segment(no_quantization, 0xda, scan);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(no_quantization, "no-dqt.jpg"),
+                         "'no-dqt.jpg': corrupt JPEG: a scan uses quantization table 0, which no DQT segment before it defines");
     // A valid header for a small image whose pixel data is missing: accepted by stbi_info, fails to decode.
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(4, 4), "truncated.png"),
                          "io: cannot read image 'truncated.png': ");

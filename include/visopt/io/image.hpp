@@ -108,6 +108,13 @@ inline HeaderFacts inspect_header(std::span<const std::uint8_t> b) {
     return facts;
   }
   // Walk every marker segment, stepping over the entropy-coded data between them byte by byte, as stb does.
+  // stb reads 0 past the end of the data; so does byte_at.
+  const auto byte_at = [&](std::size_t k) -> std::size_t { return k < b.size() ? b[k] : 0; };
+  // stb (2.27) does not clear its decoder state, so a scan that uses a Huffman or quantization table no
+  // segment defined decodes with leftover heap bytes (an out-of-bounds table index, found by
+  // tests/fuzz/fuzz_image). Valid JPEGs define every table before the scan that uses it.
+  bool huffman_defined[2][4] = {}, quantization_defined[4] = {}, progressive = false;
+  std::vector<std::pair<std::size_t, std::size_t>> frame_components;  // (id, quantization table)
   for (++i; i + 1 < b.size();) {
     const std::uint8_t marker = b[i + 1];
     if (b[i] != 0xff || marker == 0xff) {  // scan data, junk or a fill byte
@@ -123,11 +130,51 @@ inline HeaderFacts inspect_header(std::span<const std::uint8_t> b) {
     if (frame && !facts.size && i + 9 <= b.size()) {
       facts.size = std::pair{static_cast<int>(be16(i + 7)), static_cast<int>(be16(i + 5))};  // length, bits, h, w
     }
+    if (frame) {  // length, precision, height, width, component count, then (id, sampling, table) each
+      progressive = marker == 0xc2;
+      frame_components.clear();
+      for (std::size_t c = 0, n = byte_at(i + 9); c < n; ++c) {
+        frame_components.emplace_back(byte_at(i + 10 + 3 * c), byte_at(i + 12 + 3 * c));
+      }
+    }
+    if (marker == 0xdb) {  // define quantization tables: a precision/id byte, then 64 values of 1 or 2 bytes
+      auto left = static_cast<std::ptrdiff_t>(be16(i + 2)) - 2;
+      for (std::size_t t = i + 4; left > 0;) {
+        const std::size_t precision = byte_at(t) >> 4, id = byte_at(t) & 15;
+        if (precision > 1 || id > 3) break;  // stb refuses the segment
+        quantization_defined[id] = true;
+        const std::size_t size = 1 + 64 * (precision + 1);
+        t += size;
+        left -= static_cast<std::ptrdiff_t>(size);
+      }
+    }
+    if (marker == 0xda) {  // start of scan: component count, then (component id, DC table << 4 | AC table) each
+      const std::size_t n = byte_at(i + 4), ss = byte_at(i + 5 + 2 * n), ah = byte_at(i + 7 + 2 * n) >> 4;
+      for (std::size_t c = 0; c < n; ++c) {
+        const std::size_t id = byte_at(i + 5 + 2 * c), dc = byte_at(i + 6 + 2 * c) >> 4, ac = byte_at(i + 6 + 2 * c) & 15;
+        if (dc > 3 || ac > 3) break;  // stb refuses the scan
+        // Baseline decodes both tables of every block; a progressive DC scan only the DC table on its first
+        // pass, an AC scan only the AC table.
+        const bool uses_dc = !progressive || (ss == 0 && ah == 0), uses_ac = !progressive || ss > 0;
+        const char* missing = uses_dc && !huffman_defined[0][dc] ? "DC" : uses_ac && !huffman_defined[1][ac] ? "AC" : nullptr;
+        if (missing) {
+          facts.defect = visopt::detail::concat("corrupt JPEG: a scan uses ", missing, " Huffman table ",
+                                                missing[0] == 'D' ? dc : ac, ", which no DHT segment before it defines");
+          return facts;
+        }
+        for (const auto& [component, table] : frame_components) {
+          if (component == id && table <= 3 && !quantization_defined[table]) {
+            facts.defect = visopt::detail::concat("corrupt JPEG: a scan uses quantization table ", table,
+                                                  ", which no DQT segment before it defines");
+            return facts;
+          }
+        }
+      }
+    }
     if (marker == 0xc4) {  // define Huffman tables: each is a class/id byte, 16 code counts, the codes
       // Read the tables exactly as stb does: while the segment's length has bytes left, even when a
       // table's codes run past the segment's end, and reading 0 past the end of the data. (Stopping at
       // the segment's end let a table that straddles it through to stb: found by tests/fuzz/fuzz_image.)
-      const auto byte_at = [&](std::size_t k) -> std::size_t { return k < b.size() ? b[k] : 0; };
       auto left = static_cast<std::ptrdiff_t>(be16(i + 2)) - 2;
       std::size_t t = i + 4;
       while (left > 0) {
@@ -139,6 +186,7 @@ inline HeaderFacts inspect_header(std::span<const std::uint8_t> b) {
                                                 " codes, at most 256 are possible");
           return facts;
         }
+        huffman_defined[byte_at(t) >> 4][byte_at(t) & 15] = true;
         t += 17 + codes;
         left -= static_cast<std::ptrdiff_t>(17 + codes);
       }
