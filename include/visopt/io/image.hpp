@@ -127,10 +127,8 @@ inline HeaderFacts inspect_header(std::span<const std::uint8_t> b) {
     }
     if (marker == 0xd9 || i + 4 > b.size()) break;  // end of image
     const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
-    if (frame && !facts.size && i + 9 <= b.size()) {
-      facts.size = std::pair{static_cast<int>(be16(i + 7)), static_cast<int>(be16(i + 5))};  // length, bits, h, w
-    }
     if (frame) {  // length, precision, height, width, component count, then (id, sampling, table) each
+      if (!facts.size && i + 9 <= b.size()) facts.size = std::pair{static_cast<int>(be16(i + 7)), static_cast<int>(be16(i + 5))};
       progressive = marker == 0xc2;
       frame_components.clear();
       for (std::size_t c = 0, n = byte_at(i + 9); c < n; ++c) {
