@@ -142,7 +142,7 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
     }
   }
   CHECK(graph.executor().graphs_captured() == 2);
-  // Device weights: fp16 at O3 against fp32 at O1 (both folded); LayerNorm/BatchNorm vectors stay fp32.
+  // Device weights: fp16 at O3 against fp32 at O1 (both folded); each conv also keeps an fp32 copy of its bias.
   const auto fp32 = compile<O1::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 1, .image_size = 64, .warmup = 0});
   const double ratio = double(graph.report().weight_bytes) / double(fp32.report().weight_bytes);
   INFO("device weights: O3 " << graph.report().weight_bytes << " B, O1 " << fp32.report().weight_bytes << " B");
