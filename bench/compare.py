@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Compares visopt with its PyTorch peers from the JSON lines visopt_bench and peers.py append.
 
-Rows are only ever compared within one group: the same machine, the same UTC day and the same run tag
-(tools/bench.sh gives each run its own), so no figure is set against one taken on another machine or in
+Rows are only ever compared within one group: the same machine and the same run tag (tools/bench.sh
+gives each run its own; rows without a tag group by UTC day), so no figure is set against one taken on another machine or in
 another run. For each model, image size and batch it prints every visopt level's and every peer mode's
 throughput, the ratio to the best peer, and GFLOP/s against the run's matmul ceiling.
 
@@ -34,7 +34,8 @@ def load(paths):
 
 
 def group_key(row):
-    return (row.get("machine") or row.get("device") or "?", (row.get("date") or "?")[:10], row.get("tag") or "")
+    """(machine, tag): a run that crosses midnight UTC stays one group; untagged rows group by day."""
+    return (row.get("machine") or row.get("device") or "?", row.get("tag") or (row.get("date") or "?")[:10])
 
 
 def latest(rows):
@@ -78,7 +79,9 @@ def run_name(row):
 
 class Group:
     def __init__(self, key, rows):
-        self.machine, self.day, self.tag = key
+        self.machine = key[0]
+        self.tag = rows[0].get("tag") or ""
+        self.day = min((r.get("date") or "?")[:10] for r in rows)  # the day the run started
         rows = latest(rows)
         self.ceilings = [r for r in rows if r.get("tool") == "ceiling"]
         self.cases = collections.OrderedDict()  # (model, image size, batch) -> rows
