@@ -34,7 +34,7 @@ from safetensors_io import read_metadata, write_safetensors  # noqa: E402
 from weight_names import rename_vit_state_dict  # noqa: E402
 
 # Bump when the recipe changes (initialisation, calibration, input), so that old fixtures are remade.
-RECIPE_VERSION = "7"
+RECIPE_VERSION = "8"
 BATCH = 32
 
 # A trained classifier's logits spread over a few units and depend on the image; random weights
@@ -248,22 +248,29 @@ def logit_statistics(logits):
     }
 
 
-def torch_bf16_agreement(model, fixture, images, logits, device):
-    """How far PyTorch's own bf16 on `device` (weights and activations, channels_last for CNNs) lands
-    from the oracle on these images, as compare_logits (tests/oracle.hpp) measures it. The tests hold
-    a bf16 engine to the CONVENTIONS.md bound, or to this where PyTorch itself cannot meet it (deep
-    random ResNets: on resnet152_64 torch's CPU bf16 lands at r = 0.16)."""
-    reduced = copy.deepcopy(model).to(device, torch.bfloat16)
-    inputs = images.to(device, torch.bfloat16)
-    if fixture.family == "resnet":
+def torch_reduced_agreement(model, fixture, images, logits, device, precision):
+    """How far PyTorch's own `precision` on `device` lands from the oracle on these images, as
+    compare_logits (tests/oracle.hpp) measures it: bf16 (weights and activations, channels_last for
+    CNNs) or tf32 (float32 NCHW with TF32 convolutions and matrix products, PyTorch's eager_tf32). The
+    tests hold an engine in that precision to the CONVENTIONS.md bound, or to this where PyTorch itself
+    cannot meet it (deep random ResNets: on resnet152_64 torch's bf16 lands at r = 0.14-0.16)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    reduced = copy.deepcopy(model).to(device, dtype)
+    inputs = images.to(device, dtype)
+    if fixture.family == "resnet" and precision == "bf16":
         reduced = reduced.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        y = torch.cat([reduced(chunk).float().cpu() for chunk in inputs.split(8)]).double()
+    tf32_flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        with torch.no_grad():
+            y = torch.cat([reduced(chunk).float().cpu() for chunk in inputs.split(8)]).double()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_flags
     ref = logits.double()
     r = (y - ref).abs().max() / ref.abs().max()
     cosine = (y * ref).sum() / (y.norm() * ref.norm())
-    return {"torch_bf16_relative_error": f"{r.item():.6g}", "torch_bf16_cosine": f"{cosine.item():.8g}"}
+    return {f"torch_{precision}_relative_error": f"{r.item():.6g}", f"torch_{precision}_cosine": f"{cosine.item():.8g}"}
 
 
 def images_with_clear_winners(model, fixture, device, pool=4):
@@ -292,8 +299,11 @@ def make_fixture(fixture, out_dir, device, force=False):
     logits = oracle_logits(model, images, device)
     statistics = logit_statistics(logits)
     # bf16 engines run on the GPU and, where the CPU has bf16, on oneDNN: measure torch's bf16 where the
-    # engines will run (on a GPU machine its GPU; here this machine's CPU).
-    statistics.update(torch_bf16_agreement(model, fixture, images, logits, "cuda" if torch.cuda.is_available() else "cpu"))
+    # engines will run (on a GPU machine its GPU; here this machine's CPU). TF32 engines run on GPUs only.
+    on_gpu = torch.cuda.is_available()
+    statistics.update(torch_reduced_agreement(model, fixture, images, logits, "cuda" if on_gpu else "cpu", "bf16"))
+    if on_gpu:
+        statistics.update(torch_reduced_agreement(model, fixture, images, logits, "cuda", "tf32"))
 
     metadata = dict(identity, num_classes=str(logits.shape[1]))
     write_safetensors(paths["weights"], weights, dict(metadata, names="torchvision"))

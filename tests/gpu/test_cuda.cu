@@ -23,22 +23,20 @@ using visopt::testing::pattern_images;
 
 namespace {
 
-/// `bf16_bound`: the tolerance for bf16 engines on this fixture (visopt::testing::bf16_tolerance).
+/// `fixture_metadata`: the fixture's io metadata, which widens the bf16 and TF32 bounds to PyTorch's
+/// own error on it (visopt::testing::pytorch_bounded); without it, CONVENTIONS.md's bounds.
 template <class Level>
-void check_agreement(const Agreement& a, const char* what, const visopt::testing::Tolerance& bf16_bound = visopt::testing::half_tolerance) {
+void check_agreement(const Agreement& a, const char* what, const std::map<std::string, std::string>& fixture_metadata = {}) {
   INFO(what << " at " << Level::name << ": r=" << a.relative_error << " cosine=" << a.cosine << " top1=" << a.top1);
-  if constexpr (std::is_same_v<typename Level::precision, precision::bf16>) {
-    INFO("bf16 bound: r <= " << bf16_bound.relative_error << ", cosine >= " << bf16_bound.min_cosine);
-    visopt::testing::check_agreement(a, bf16_bound);
-  } else if constexpr (precision::is_reduced_v<typename Level::precision>) {
-    visopt::testing::check_agreement(a, visopt::testing::half_tolerance);
-  } else if constexpr (std::is_same_v<typename Level::precision, precision::tf32>) {
-    CHECK(a.relative_error <= visopt::testing::tf32_tolerance.relative_error);
-    CHECK(a.top1 >= visopt::testing::min_top1);
-  } else {
-    CHECK(a.relative_error <= visopt::testing::fp32_tolerance.relative_error);
-    CHECK(a.top1 >= visopt::testing::min_top1);
-  }
+  using visopt::testing::Tolerance;
+  const Tolerance bound = [&] {
+    if constexpr (std::is_same_v<typename Level::precision, precision::bf16>) return visopt::testing::bf16_tolerance(fixture_metadata);
+    else if constexpr (precision::is_reduced_v<typename Level::precision>) return visopt::testing::half_tolerance;
+    else if constexpr (std::is_same_v<typename Level::precision, precision::tf32>) return visopt::testing::tf32_tolerance_of(fixture_metadata);
+    else return visopt::testing::fp32_tolerance;
+  }();
+  INFO("bound: r <= " << bound.relative_error << ", cosine >= " << bound.min_cosine);
+  visopt::testing::check_agreement(a, bound);
 }
 
 struct Fixture {
@@ -56,7 +54,7 @@ struct Fixture {
 template <class Level, class Model>
 void check_level(const Model& model, const Fixture& f, const char* what) {
   auto engine = compile<Level, backend::Cuda>(model, {.max_batch = f.batch(), .image_size = f.image_size()});
-  check_agreement<Level>(compare_logits(engine.run(f.input), f.logits), what, visopt::testing::bf16_tolerance(f.io.metadata()));
+  check_agreement<Level>(compare_logits(engine.run(f.input), f.logits), what, f.io.metadata());
 }
 
 template <class Model>
