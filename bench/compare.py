@@ -2,9 +2,10 @@
 """Compares visopt with its PyTorch peers from the JSON lines visopt_bench and peers.py append.
 
 Rows are only ever compared within one group: the same machine and the same run tag (tools/bench.sh
-gives each run its own; rows without a tag group by UTC day), so no figure is set against one taken on another machine or in
-another run. For each model, image size and batch it prints every visopt level's and every peer mode's
-throughput, the ratio to the best peer, and GFLOP/s against the run's matmul ceiling.
+gives each run its own; rows without a tag group by UTC day), so no figure is set against one taken on
+another machine or in another run. For each model, image size and batch it prints every visopt level's
+and every peer mode's throughput, the ratio to the best peer, and GFLOP/s against the run's matmul
+ceiling.
 
     compare.py bench/results/*.jsonl                 # the text table, every group
     compare.py FILE --tag RUN --markdown             # a README-ready table of ratios to the best peer

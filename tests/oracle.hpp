@@ -75,7 +75,8 @@ inline constexpr Tolerance half_tolerance{5e-2, 0.999};
 inline constexpr double min_top1 = 0.99;
 
 /// The tolerance for logits an engine computed in `compute`: fp32's, or the half-precision one for
-/// bf16 and fp16 (TF32 engines, which compute in f32 tensors, pick tf32_tolerance themselves).
+/// bf16 and fp16 (TF32 engines, which compute in f32 tensors, take tf32_tolerance_of themselves; bf16
+/// engines checked against a fixture, bf16_tolerance_of).
 inline Tolerance tolerance_for(DType compute) { return compute == DType::f32 ? fp32_tolerance : half_tolerance; }
 
 /// CONVENTIONS.md's bound `conventions` for a reduced precision, widened to PyTorch's own error in that
@@ -95,7 +96,7 @@ inline Tolerance pytorch_bounded(Tolerance conventions, const std::map<std::stri
 }
 
 /// The bound for a bf16 engine on a fixture (pytorch_bounded).
-inline Tolerance bf16_tolerance(const std::map<std::string, std::string>& fixture_metadata) {
+inline Tolerance bf16_tolerance_of(const std::map<std::string, std::string>& fixture_metadata) {
   return pytorch_bounded(half_tolerance, fixture_metadata, "bf16");
 }
 

@@ -30,7 +30,7 @@ void check_agreement(const Agreement& a, const char* what, const std::map<std::s
   INFO(what << " at " << Level::name << ": r=" << a.relative_error << " cosine=" << a.cosine << " top1=" << a.top1);
   using visopt::testing::Tolerance;
   const Tolerance bound = [&] {
-    if constexpr (std::is_same_v<typename Level::precision, precision::bf16>) return visopt::testing::bf16_tolerance(fixture_metadata);
+    if constexpr (std::is_same_v<typename Level::precision, precision::bf16>) return visopt::testing::bf16_tolerance_of(fixture_metadata);
     else if constexpr (precision::is_reduced_v<typename Level::precision>) return visopt::testing::half_tolerance;
     else if constexpr (std::is_same_v<typename Level::precision, precision::tf32>) return visopt::testing::tf32_tolerance_of(fixture_metadata);
     else return visopt::testing::fp32_tolerance;

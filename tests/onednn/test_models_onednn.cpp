@@ -42,12 +42,12 @@ struct Fixture {
   std::string name;
   Tensor input, expected;
   int image_size;
-  visopt::testing::Tolerance bf16_bound;  // visopt::testing::bf16_tolerance of the fixture
+  visopt::testing::Tolerance bf16_bound;  // visopt::testing::bf16_tolerance_of of the fixture
 };
 
 Fixture load_fixture(const std::string& name, const std::string& io_name, int image_size) {
   const auto io = io::SafeTensors::open(fixture(io_name + ".io.safetensors"));
-  Fixture f{name, io.load("input"), io.load("logits"), image_size, visopt::testing::bf16_tolerance(io.metadata())};
+  Fixture f{name, io.load("input"), io.load("logits"), image_size, visopt::testing::bf16_tolerance_of(io.metadata())};
   REQUIRE(f.input.dim(0) >= 32);
   return f;
 }
