@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <visopt/runtime/latency.hpp>
 #include <visopt/visopt.hpp>
 
 #if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
@@ -71,9 +72,7 @@ struct Settings {
   bool quick = false, ceiling = false;
 };
 
-struct Latency {
-  double median_ms = 0, p95_ms = 0, p99_ms = 0;
-};
+using runtime::Latency;  // milliseconds here
 
 /// One row of the results: a model at one level, backend and batch, or a matmul ceiling.
 struct Result {
@@ -87,20 +86,6 @@ struct Result {
   std::vector<std::string> optimizations;  // what compile() applied
 };
 
-/// Percentile q (0..1) of sorted samples, interpolated linearly between the closest ranks (numpy's
-/// default; peers.py computes it the same way).
-inline double percentile(const std::vector<double>& sorted, double q) {
-  const double position = q * static_cast<double>(sorted.size() - 1);
-  const auto below = static_cast<std::size_t>(std::floor(position));
-  const std::size_t above = std::min(below + 1, sorted.size() - 1);
-  return sorted[below] + (sorted[above] - sorted[below]) * (position - static_cast<double>(below));
-}
-
-inline Latency summarize(std::vector<double> samples_ms) {
-  require(!samples_ms.empty(), "no timed iterations");
-  std::sort(samples_ms.begin(), samples_ms.end());
-  return {percentile(samples_ms, 0.5), percentile(samples_ms, 0.95), percentile(samples_ms, 0.99)};
-}
 
 inline std::string utc_now() {
   const std::time_t now = std::time(nullptr);
@@ -290,7 +275,7 @@ class Instruments<backend::Cuda> {
   /// for its result sees it, within the microseconds of one event record.
   template <class Engine>
   double time(Engine& engine, const TensorView& input) {
-    const cudaStream_t stream = engine.executor().context().stream();
+    const cudaStream_t stream = backend::cuda::executor_of(engine).context().stream();
     if (profile_range) VISOPT_CUDA_CHECK(cudaProfilerStart());
     start_.record(stream);
     const Tensor logits = engine.run(input);
@@ -372,7 +357,7 @@ Latency time_runs(int warmup, int iterations, const std::string& label, Progress
     progress.step(label + ": timing " + std::to_string(i + 1) + "/" + std::to_string(iterations));
     samples.push_back(fn());
   }
-  return summarize(std::move(samples));
+  return runtime::summarize_latency(std::move(samples));
 }
 
 template <class Level, class B, class ModelT>
@@ -405,8 +390,8 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   r.machine = machine_name(B::name);
   r.compile_ms = report.compile_ms;
   r.flops_per_image = flops_per_image;
-  r.throughput = batch / (r.latency.median_ms / 1e3);
-  r.gflops = flops_per_image * batch / (r.latency.median_ms / 1e3) / 1e9;
+  r.throughput = batch / (r.latency.p50 / 1e3);
+  r.gflops = flops_per_image * batch / (r.latency.p50 / 1e3) / 1e9;
   r.peak_memory_bytes = instruments.peak_memory();
   r.baseline_memory_bytes = instruments.baseline_memory();
   r.weight_bytes = report.weight_bytes;
@@ -439,8 +424,8 @@ inline Result ceiling_row(std::string backend_name, std::string precision, std::
   r.warmup = warmup;
   r.latency = latency;
   r.flops_per_image = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
-  r.gflops = r.flops_per_image / (latency.median_ms / 1e3) / 1e9;
-  r.throughput = 1e3 / latency.median_ms;
+  r.gflops = r.flops_per_image / (latency.p50 / 1e3) / 1e9;
+  r.throughput = 1e3 / latency.p50;
   return r;
 }
 
@@ -530,9 +515,9 @@ inline nlohmann::json to_json(const Result& r, const Settings& settings, const s
                    {"machine", r.machine},
                    {"date", date},
                    {"commit", VISOPT_GIT_COMMIT},
-                   {"median_ms", number(r.latency.median_ms)},
-                   {"p95_ms", number(r.latency.p95_ms)},
-                   {"p99_ms", number(r.latency.p99_ms)},
+                   {"median_ms", number(r.latency.p50)},
+                   {"p95_ms", number(r.latency.p95)},
+                   {"p99_ms", number(r.latency.p99)},
                    {"throughput", number(r.throughput)},
                    {"gflops", number(r.gflops)},
                    {"peak_memory_bytes", model_row ? nlohmann::json(r.peak_memory_bytes) : nlohmann::json(nullptr)},
@@ -597,7 +582,7 @@ inline void print_results(const std::vector<Result>& results, const std::vector<
     std::cout << "\nMatmul ceilings:\n";
     std::vector<std::vector<std::string>> rows{{"ceiling", "backend", "precision", "machine", "median ms", "GFLOP/s"}};
     for (const Result& c : ceilings) {
-      rows.push_back({c.model, c.backend, c.precision, c.machine, fixed(c.latency.median_ms, 3), fixed(c.gflops, 1)});
+      rows.push_back({c.model, c.backend, c.precision, c.machine, fixed(c.latency.p50, 3), fixed(c.gflops, 1)});
     }
     print_table(rows);
   }
@@ -611,8 +596,8 @@ inline void print_results(const std::vector<Result>& results, const std::vector<
       continue;
     }
     const Result* c = ceiling_for(r, ceilings);
-    rows.push_back({r.model, r.level, r.backend, r.precision, std::to_string(r.batch), fixed(r.latency.median_ms, 3),
-                    fixed(r.latency.p95_ms, 3), fixed(r.latency.p99_ms, 3), fixed(r.throughput, 1), fixed(r.gflops, 1),
+    rows.push_back({r.model, r.level, r.backend, r.precision, std::to_string(r.batch), fixed(r.latency.p50, 3),
+                    fixed(r.latency.p95, 3), fixed(r.latency.p99, 3), fixed(r.throughput, 1), fixed(r.gflops, 1),
                     c ? fixed(100.0 * r.gflops / c->gflops, 1) + "% " + c->precision.substr(0, c->precision.find(' ')) : "-",
                     fixed(static_cast<double>(r.peak_memory_bytes) / (1 << 20), 1), fixed(r.compile_ms, 0)});
   }

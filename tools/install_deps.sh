@@ -8,7 +8,7 @@ packages=(
   libdnnl-dev                          # oneDNN CPU backend (optional: the build skips it when absent)
   ocl-icd-opencl-dev                   # Debian's oneDNN CMake config requires OpenCL (only a Recommends of libdnnl-dev)
   libstb-dev libcli11-dev              # examples: image loading, command lines
-  libcpp-httplib-dev pkg-config        # examples/serve: HTTP server (found through pkg-config)
+  libjpeg-dev libpng-dev               # image loading where stb is missing (the GPU machine); its tests run here too
   python3-matplotlib                   # examples/levels' chart (tools/plot_levels.py)
   catch2                               # tests
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits

@@ -1,18 +1,23 @@
-// classify: reads an image, runs a ResNet at the optimisation levels asked for on the reference backend,
-// prints each level's latency and top-5 classes, and, with --level all, whether O0 and O1 agree.
+// classify: the top classes of one or several images (files, or directories of them) with any ResNet or
+// ViT, on any backend and level, in batches. Each image gets the transform the model's weights expect:
+// torchvision's for ResNets and torchvision-named ViTs, timm's (bicubic, mean and std 0.5) for timm-named
+// ViTs (visopt/models/preprocessing.hpp, docs/weights.md).
 //
-//   classify --weights resnet50.safetensors [--image photo.jpg] [--model resnet50] [--level all]
-//   classify --random-weights --seed 7          (no weights needed; the classes are then meaningless)
+//   classify --weights resnet50.safetensors photo.jpg more_photos/            (fastest backend and level here)
+//   classify --weights vit_b_16.safetensors --model vit_base_patch16_224 --backend cuda --level O3 photos/
+//   classify --random-weights --model vit_b_16                                  (the bundled sample; no download)
+//   classify --weights resnet50.safetensors --level all photo.jpg              (every level vs the backend's O0)
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
-#include <sstream>
+#include <set>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +25,8 @@
 #include <visopt/io/class_names.hpp>
 #include <visopt/io/image.hpp>
 #include <visopt/io/top_k.hpp>
+#include <visopt/models/preprocessing.hpp>
+#include <visopt/runtime/batch_processor.hpp>
 #include <visopt/visopt.hpp>
 
 #ifndef VISOPT_EXAMPLES_DATA_DIR
@@ -28,119 +35,141 @@
 
 namespace {
 
-struct LevelResult {
-  std::string level;
-  double latency_ms = 0.0;
-  visopt::Tensor logits;  // host f32 [1, classes]
-  std::string report;     // what compile() applied at this level
+struct Settings {
+  std::vector<std::string> inputs{VISOPT_EXAMPLES_DATA_DIR "/sample.jpg"};
+  std::string weights_path;
+  bool random_weights = false;
+  std::uint64_t seed = 0;
+  std::string model = "resnet50", backend, level;
+  int image_size = 224, batch = 32, top = 5;
+  std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
 };
 
-/// The k most likely classes of row 0 of host f32 logits [1, classes].
-std::vector<visopt::io::ScoredClass> top_k(const visopt::Tensor& logits, int k) {
-  return visopt::io::top_k({logits.data_as<float>(), static_cast<std::size_t>(logits.dim(1))}, k);
+/// The image files named: files as given, directories by their image files in name order.
+std::vector<std::filesystem::path> image_files(const std::vector<std::string>& inputs) {
+  static const std::set<std::string> extensions{".jpg", ".jpeg", ".png", ".bmp", ".gif"};
+  std::vector<std::filesystem::path> files;
+  for (const std::string& input : inputs) {
+    if (!std::filesystem::is_directory(input)) {
+      files.emplace_back(input);  // load_image says what is wrong with a path that is not an image
+      continue;
+    }
+    std::vector<std::filesystem::path> found;
+    for (const auto& entry : std::filesystem::directory_iterator(input)) {
+      std::string extension = entry.path().extension().string();
+      std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (entry.is_regular_file() && extensions.contains(extension)) found.push_back(entry.path());
+    }
+    visopt::require(!found.empty(), "classify: directory '", input, "' holds no .jpg, .jpeg, .png, .bmp or .gif file");
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
 }
 
-void print_result(const LevelResult& result, const std::vector<std::string>& classes) {
-  std::printf("%s: %.2f ms\n", result.level.c_str(), result.latency_ms);
-  int rank = 1;
-  for (const visopt::io::ScoredClass& c : top_k(result.logits, 5)) {
-    std::printf("  %d. %5.2f%%  %s (%d)\n", rank++, 100.0 * c.probability, classes[static_cast<std::size_t>(c.index)].c_str(),
-                c.index);
+/// The levels to run: the one asked for, the backend's fastest when none was, or every level it runs ("all").
+std::vector<std::string> levels_to_run(const std::string& level, const std::string& backend) {
+  if (level.empty()) return {visopt::fastest_level_for(backend)};
+  if (level != "all") return {visopt::choose_level(level)};
+  std::vector<std::string> levels;
+  for (const std::string_view name : {"O0", "O1", "O2", "O3"}) {
+    const bool runs = visopt::with_level(name, [&](auto level_tag) {
+      return visopt::with_backend(backend, [](auto backend_tag) { return decltype(backend_tag)::template supports<decltype(level_tag)>; });
+    });
+    if (runs) levels.emplace_back(name);
   }
-  std::printf("%s\n\n", result.report.c_str());
+  return levels;
+}
+
+int run(const Settings& s) {
+  const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path);
+  std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
+  if (!s.random_weights) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
+  const visopt::models::AnyModel model = s.random_weights ? visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed})
+                                                          : visopt::models::model_by_name(s.model, *weights);
+  visopt::require(static_cast<std::size_t>(visopt::models::num_classes_of(model)) == classes.size(), "classify: ", s.model, " has ",
+                  visopt::models::num_classes_of(model), " classes but '", s.classes_path, "' names ", classes.size());
+  const std::vector<std::filesystem::path> files = image_files(s.inputs);
+  const std::string backend = s.backend.empty() ? visopt::fastest_backend_here() : visopt::choose_backend(s.backend);
+  const bool resnet = std::holds_alternative<visopt::models::ResNet>(model);
+  const int batch = std::min<int>(s.batch, static_cast<int>(files.size()));
+
+  std::printf("%s from %s, %zu image(s) in batches of %d on %s\n", visopt::models::name_of(model).c_str(),
+              s.random_weights ? ("random weights, seed " + std::to_string(s.seed) + " (the classes below mean nothing)").c_str()
+                               : s.weights_path.c_str(),
+              files.size(), batch, backend.c_str());
+  std::vector<visopt::io::Image> images;
+  images.reserve(files.size());
+  for (const auto& file : files) images.push_back(visopt::io::load_image(file));
+
+  std::vector<visopt::runtime::Result> reference;  // the first level's answers, which later levels are compared with
+  for (const std::string& level : levels_to_run(s.level, backend)) {
+    visopt::AnyEngine engine = visopt::compile_any(model, level, backend, {.max_batch = batch, .image_size = resnet ? s.image_size : 0});
+    const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, static_cast<int>(engine.image_size()));
+    visopt::runtime::BatchProcessor processor(engine, visopt::runtime::batch_options_for(transform));
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<visopt::runtime::Result> results = processor.run(images);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("\n%s: %s\n  preprocess: %s\n  %.1f ms for %zu image(s), preprocessing included\n", level.c_str(),
+                engine.report().text().c_str(), visopt::io::describe(transform).c_str(), ms, files.size());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const visopt::Tensor& row = results[i].output;
+      std::printf("%s\n", files[i].string().c_str());
+      int rank = 1;
+      for (const auto& c : visopt::io::top_k({row.data_as<float>(), static_cast<std::size_t>(row.numel())}, s.top)) {
+        std::printf("  %d. %6.2f%%  %s (%d)\n", rank++, 100.0 * c.probability, classes[static_cast<std::size_t>(c.index)].c_str(), c.index);
+      }
+    }
+    if (reference.empty()) {
+      reference = results;
+      continue;
+    }
+    int agree = 0;
+    double difference = 0, scale = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const float* a = results[i].output.data_as<float>();
+      const float* b = reference[i].output.data_as<float>();
+      const auto n = results[i].output.numel();
+      for (std::int64_t k = 0; k < n; ++k) {
+        difference = std::max(difference, static_cast<double>(std::abs(a[k] - b[k])));
+        scale = std::max(scale, static_cast<double>(std::abs(b[k])));
+      }
+      agree += std::max_element(a, a + n) - a == std::max_element(b, b + n) - b ? 1 : 0;
+    }
+    std::printf("%s vs %s: top-1 agrees on %d of %zu image(s), max |logit difference| / max |logit| = %.3g\n", level.c_str(),
+                levels_to_run(s.level, backend).front().c_str(), agree, results.size(), scale > 0 ? difference / scale : difference);
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Classify an image with a ResNet compiled at visopt's optimisation levels (reference backend)."};
-  std::string weights_path;
-  bool random_weights = false;
-  std::uint64_t seed = 0;
-  std::string image_path = VISOPT_EXAMPLES_DATA_DIR "/sample.jpg";
-  std::string model_name = "resnet50";
-  std::string level = "all";
-  std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
-
+  CLI::App app{"Classify images with a ResNet or ViT compiled by visopt, on any backend and level."};
+  Settings s;
+  app.add_option("images", s.inputs, "image files (JPEG, PNG; BMP and GIF with stb_image) or directories of them "
+                                     "(default: the bundled sample)");
   auto* source = app.add_option_group("weights", "where the model's weights come from (exactly one)");
-  source->add_option("--weights", weights_path, "safetensors file with torchvision names (tools/ exports one)")
+  source->add_option("--weights", s.weights_path, "safetensors file, torchvision or timm names (tools/export_weights.py makes one)")
       ->check(CLI::ExistingFile);
-  auto* random_flag =
-      source->add_flag("--random-weights", random_weights, "a seeded random model; nothing to download");
+  auto* random_flag = source->add_flag("--random-weights", s.random_weights, "a seeded random model; nothing to download");
   source->require_option(1);
-  app.add_option("--seed", seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
-  app.add_option("--image", image_path, "image file: JPEG, PNG, BMP or GIF")->capture_default_str();
-  app.add_option("--model", model_name, "ResNet depth (resnet50 or just 50)")
-      ->transform([](std::string name) { return name.starts_with("resnet") ? name : "resnet" + name; })
-      ->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}))
+  app.add_option("--seed", s.seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
+  app.add_option("--model", s.model, std::string("model: ") + std::string(visopt::models::model_names))->capture_default_str();
+  app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names() + " (default: the fastest here)");
+  app.add_option("--level", s.level, "O0..O3, or all: every level the backend runs, each compared with the first "
+                                     "(default: the backend's fastest)");
+  app.add_option("--image-size", s.image_size, "ResNet input side (a ViT's is fixed by its weights)")
+      ->check(CLI::Range(32, 1024))
       ->capture_default_str();
-  app.add_option("--level", level, "optimisation level; 'all' runs O0 and O1 and compares them")
-      ->check(CLI::IsMember({"O0", "O1", "all"}))
-      ->capture_default_str();
-  app.add_option("--classes", classes_path, "class names, one per line in logit order")->capture_default_str();
+  app.add_option("--batch", s.batch, "images per engine run")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--top", s.top, "classes shown per image")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--classes", s.classes_path, "class names, one per line in logit order")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-
   try {
-    const int depth = std::stoi(model_name.substr(std::string_view("resnet").size()));
-    const std::vector<std::string> classes = visopt::io::load_class_names(classes_path);
-    const visopt::io::Image image = visopt::io::load_image(image_path);
-    const visopt::Tensor batch = visopt::io::stack_images({visopt::io::preprocess(image)});
-
-    std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
-    if (!random_weights) weights.emplace(visopt::io::SafeTensors::open(weights_path));
-    const auto model = random_weights ? visopt::models::resnet(depth, visopt::nn::RandomWeights{seed})
-                                      : visopt::models::resnet(depth, *weights);
-    visopt::require(static_cast<std::size_t>(model.num_classes) == classes.size(), "classify: ", model_name, " has ",
-                    model.num_classes, " classes but '", classes_path, "' names ", classes.size());
-
-    const std::string source_text =
-        random_weights ? "random weights (seed " + std::to_string(seed) + "; the classes below mean nothing)"
-                       : weights_path;
-    std::printf("%s from %s; image %s (%dx%d) -> input %s\n\n", model_name.c_str(), source_text.c_str(),
-                image_path.c_str(), image.width, image.height, batch.shape().to_string().c_str());
-
-    auto run_level = [&]<class Level>(Level) {
-      auto engine = visopt::compile<Level, visopt::backend::Reference>(model, {.max_batch = 1});
-      (void)engine.run(batch);  // warm-up: the timed run below is a steady-state one
-      const auto start = std::chrono::steady_clock::now();
-      const visopt::Tensor logits = engine.run(batch);
-      const auto stop = std::chrono::steady_clock::now();
-      std::ostringstream report;
-      report << engine.report();
-      visopt::require(logits.shape() == visopt::Shape{1, static_cast<std::int64_t>(classes.size())},
-                      "classify: expected logits of shape [1,", classes.size(), "], got ", logits.shape().to_string());
-      // A copy: the engine may reuse the memory of its output on its next run.
-      return LevelResult{std::string(Level::name), std::chrono::duration<double, std::milli>(stop - start).count(),
-                         logits.clone(), report.str()};
-    };
-
-    std::vector<LevelResult> results;
-    for (const std::string_view name : {"O0", "O1"}) {
-      if (level != "all" && level != name) continue;
-      // The runtime name becomes a level type in visopt's one dispatch (visopt/runtime/dispatch.hpp).
-      results.push_back(visopt::with_level_and_backend(name, visopt::backend::Reference::name,
-                                                       [&](auto level_tag, auto) { return run_level(level_tag); }));
-      print_result(results.back(), classes);
-    }
-
-    if (results.size() == 2) {
-      const float* a = results[0].logits.data_as<float>();
-      const float* b = results[1].logits.data_as<float>();
-      float max_difference = 0.0f;
-      for (std::int64_t i = 0; i < results[0].logits.numel(); ++i) {
-        max_difference = std::max(max_difference, std::abs(a[i] - b[i]));
-      }
-      const auto indices = [](const visopt::Tensor& logits) {
-        std::vector<int> out;
-        for (const auto& c : top_k(logits, 5)) out.push_back(c.index);
-        return out;
-      };
-      const bool agree = indices(results[0].logits) == indices(results[1].logits);
-      std::printf("O0 vs O1: top-5 %s, max |logit difference| %.3g\n", agree ? "agree" : "DIFFER", max_difference);
-    }
-    return 0;
-  } catch (const std::exception& e) {  // visopt::Error, and std::stoi's on a malformed model name
-    std::fflush(stdout);                // so that the error follows what was printed before it
+    return run(s);
+  } catch (const std::exception& e) {  // visopt::Error, and filesystem errors on unreadable directories
+    std::fflush(stdout);               // so that the error follows what was printed before it
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

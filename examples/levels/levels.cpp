@@ -1,10 +1,12 @@
 // levels: one model through O0 -> O3 on every backend this machine has (reference and oneDNN on the
-// CPU; CUDA too in levels_cuda on a GPU machine), with a progress bar while it compiles and measures,
-// then one table: latency p50/p95, throughput, speed-up over the backend's O0, and max error and top-1
-// agreement against the reference backend's O0. Also writes the table as JSON and a PNG chart.
-// Nothing is downloaded: seeded random weights, the bundled image plus seeded images for a batch.
+// CPU, CUDA where a GPU is visible), with a progress bar while it compiles and measures, then one table:
+// latency p50/p95, throughput, speed-up over the backend's O0, and max error and top-1 agreement against
+// the reference backend's O0. Also writes the table as JSON and a PNG chart. A plain C++ program: the
+// CUDA engines it runs were compiled once by nvcc (examples/CMakeLists.txt, visopt_add_cuda_engines).
+// Nothing is downloaded: seeded random weights unless --weights, the bundled image plus seeded images.
 //
 //   levels [--model resnet50] [--iterations 8] [--json levels.json] [--chart levels.png]
+//   levels --weights vit_b_16.safetensors --model vit_b_16
 //   levels --backend onednn --level O1,O3      (VISOPT_BACKEND / VISOPT_LEVEL work too)
 
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +26,8 @@
 #include <nlohmann/json.hpp>
 
 #include <visopt/io/image.hpp>
+#include <visopt/models/preprocessing.hpp>
+#include <visopt/runtime/latency.hpp>
 #include <visopt/visopt.hpp>
 
 #ifndef VISOPT_EXAMPLES_DATA_DIR
@@ -38,7 +43,7 @@
 namespace {
 
 struct Settings {
-  std::string model = "resnet50";
+  std::string model = "resnet50", weights_path;
   int image_size = 224, batch = 1, accuracy_batch = 4, iterations = 5;
   std::uint64_t seed = 0;
   std::vector<std::string> levels{"O0", "O1", "O2", "O3"}, backends;
@@ -84,13 +89,10 @@ class ProgressBar {
   std::string last_;
 };
 
-/// The bundled photo first, then seeded N(0,1) images: a batch with one real image and no download.
-visopt::Tensor make_batch(int n, int size, std::uint64_t seed) {
-  visopt::io::Preprocess preprocess;
-  preprocess.crop = size;
-  preprocess.resize = size * 256 / 224;
-  std::vector<visopt::Tensor> images{
-      visopt::io::preprocess(visopt::io::load_image(VISOPT_EXAMPLES_DATA_DIR "/sample.jpg"), preprocess)};
+/// The bundled photo first (with the model's transform), then seeded N(0,1) images: a batch with one real
+/// image and no download.
+visopt::Tensor make_batch(int n, int size, const visopt::io::Preprocess& transform, std::uint64_t seed) {
+  std::vector<visopt::Tensor> images{visopt::io::preprocess(visopt::io::load_image(VISOPT_EXAMPLES_DATA_DIR "/sample.jpg"), transform)};
   std::mt19937_64 generator(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   while (static_cast<int>(images.size()) < n) {
@@ -100,14 +102,6 @@ visopt::Tensor make_batch(int n, int size, std::uint64_t seed) {
   }
   images.resize(static_cast<std::size_t>(n));
   return visopt::io::stack_images(images);
-}
-
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double position = q * static_cast<double>(v.size() - 1);
-  const auto below = static_cast<std::size_t>(position);
-  const std::size_t above = std::min(below + 1, v.size() - 1);
-  return v[below] + (v[above] - v[below]) * (position - static_cast<double>(below));
 }
 
 /// r = max|y - ref| / max|ref| (CONVENTIONS.md) and the share of images whose top-1 class agrees.
@@ -129,37 +123,16 @@ std::pair<double, double> compare(const visopt::Tensor& y, const visopt::Tensor&
   return {scale > 0 ? diff / scale : diff, static_cast<double>(agree) / static_cast<double>(n)};
 }
 
-#if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
-bool gpu_present() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();  // no driver or no GPU: the CPU backends still run
-    return false;
-  }
-  return count > 0;
-}
-#endif
-
 /// Every backend built into this program that can run here, in the order of the table.
 std::vector<std::string> backends_here() {
-  std::vector<std::string> names{std::string(visopt::backend::Reference::name)};
-  if constexpr (visopt::backend::OneDnn::available) names.emplace_back(visopt::backend::OneDnn::name);
-#if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
-  if (gpu_present()) names.emplace_back(visopt::backend::Cuda::name);
-#endif
+  std::vector<std::string> names;
+  for (const std::string_view name : {visopt::backend::Reference::name, visopt::backend::OneDnn::name, visopt::backend::Cuda::name}) {
+    if (visopt::backend_runs_here(name)) names.emplace_back(name);
+  }
   return names;
 }
 
-using Model = std::variant<visopt::models::ResNet, visopt::models::ViT>;
-
-Model build_model(const Settings& s) {
-  const visopt::nn::RandomWeights weights{s.seed};
-  if (s.model.starts_with("resnet")) return visopt::models::resnet(std::stoi(s.model.substr(6)), weights);
-  const auto size = s.model == "vit_ti_16" ? visopt::models::ViTSize::tiny
-                    : s.model == "vit_s_16" ? visopt::models::ViTSize::small
-                                            : visopt::models::ViTSize::base;
-  return visopt::models::vit(size, 16, weights, {.image_size = s.image_size});
-}
+using Model = visopt::models::AnyModel;
 
 template <class Level, class Backend, class M>
 Row measure(const M& model, const Settings& s, const visopt::Tensor& latency_batch, const visopt::Tensor& accuracy_batch,
@@ -184,8 +157,9 @@ Row measure(const M& model, const Settings& s, const visopt::Tensor& latency_bat
     const visopt::Tensor logits = engine.run(latency_batch);
     samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
-  row.p50_ms = percentile(samples, 0.5);
-  row.p95_ms = percentile(samples, 0.95);
+  const visopt::runtime::Latency latency = visopt::runtime::summarize_latency(samples);
+  row.p50_ms = latency.p50;
+  row.p95_ms = latency.p95;
   row.throughput = s.batch / (row.p50_ms / 1e3);
   return row;
 }
@@ -246,10 +220,16 @@ int run(Settings s) {
     }
   }
   ProgressBar progress(static_cast<int>(configs.size()) + 1);
-  progress.stage(0, "building " + s.model + " with seeded random weights");
-  const Model model = build_model(s);
-  const visopt::Tensor accuracy_batch = make_batch(s.accuracy_batch, s.image_size, s.seed + 1);
-  const visopt::Tensor latency_batch = make_batch(s.batch, s.image_size, s.seed + 1);
+  progress.stage(0, "building " + s.model + (s.weights_path.empty() ? " with seeded random weights" : " from " + s.weights_path));
+  std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
+  if (!s.weights_path.empty()) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
+  const bool vit = s.model.starts_with("vit");
+  const Model model = weights ? visopt::models::model_by_name(s.model, *weights)
+                              : visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed}, vit ? s.image_size : 0);
+  if (vit) s.image_size = std::get<visopt::models::ViT>(model).image_size;  // a ViT's weights fix it
+  const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, s.image_size);
+  const visopt::Tensor accuracy_batch = make_batch(s.accuracy_batch, s.image_size, transform, s.seed + 1);
+  const visopt::Tensor latency_batch = make_batch(s.batch, s.image_size, transform, s.seed + 1);
   const visopt::models::Summary summary =
       std::visit([&](const auto& m) { return visopt::models::summarize(m, {.batch = s.batch, .image_size = s.image_size}); }, model);
 
@@ -331,8 +311,9 @@ int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"Run one model through O0 -> O3 on every backend here and compare speed and accuracy."};
   app.option_defaults()->always_capture_default();
-  app.add_option("--model", s.model, "resnet18/34/50/101/152, vit_ti_16, vit_s_16 or vit_b_16")
-      ->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_ti_16", "vit_s_16", "vit_b_16"}));
+  app.add_option("--model", s.model, std::string("model: ") + std::string(visopt::models::model_names));
+  app.add_option("--weights", s.weights_path, "safetensors file, torchvision or timm names (default: seeded random weights)")
+      ->check(CLI::ExistingFile);
   app.add_option("--image-size", s.image_size, "square image size (ViT: a multiple of 16)")->check(CLI::Range(32, 1024));
   app.add_option("--batch", s.batch, "images per timed run")->check(CLI::Range(1, 1024));
   app.add_option("--accuracy-batch", s.accuracy_batch, "images compared with the reference O0")->check(CLI::Range(1, 1024));

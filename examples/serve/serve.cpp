@@ -1,28 +1,28 @@
-// serve: a small HTTP server around one engine. Concurrent /predict requests are batched dynamically:
-// one worker runs up to --max-batch images at a time, waiting at most --batch-window-ms after the first
-// one for others to join.
+// serve: image classification over HTTP with one visopt engine (any ResNet or ViT, any backend and level)
+// and dynamic batching: concurrent /predict requests wait at most --batch-window-ms after the first for
+// others to join, and run together, up to --max-batch. The engine is warmed up (and at O3 on the GPU, its
+// CUDA Graph captured) at every batch size in --batch-sizes; a batch runs at the smallest of them that holds
+// it, so no request ever meets a first run's tuning.
 //
-//   serve --random-weights --model resnet18 --port 8080          (or --weights resnet50.safetensors)
+//   serve --random-weights --model resnet50 --backend cuda --level O3 --max-batch 256 --port 8080
+//   serve --weights vit_b_16.timm.safetensors --model vit_base_patch16_224
 //   curl -s localhost:8080/health
-//   curl -s -H 'Content-Type: application/octet-stream' --data-binary @photo.jpg localhost:8080/predict
-//                                                                 -> {"top5": [{"class": ..., "probability": ...}], ...}
-//   curl -s localhost:8080/status                                 -> report, request counts, p50/p95/p99 latency
-//   serve --random-weights --once a.jpg b.png                      (no server, no batcher: a JSON line per image)
+//   curl -s --data-binary @photo.jpg localhost:8080/predict   -> {"top5": [{"class": ..., "probability": ...}], ...}
+//   curl -s localhost:8080/status                            -> report, request counts, p50/p95/p99 latency, batches
+//   serve --random-weights --once a.jpg b.png                 (no server, no batcher: a JSON line per image)
 //
-// The Content-Type must not be curl's default, application/x-www-form-urlencoded: cpp-httplib refuses such
-// bodies over 8 KiB (413) before any handler sees them. --port 0 picks a free port; the first line printed is "serve: listening on http://HOST:PORT".
-// SIGINT or SIGTERM stops it cleanly.
+// --port 0 picks a free port; the first line printed is "serve: listening on http://HOST:PORT". SIGINT or
+// SIGTERM stops it cleanly. The HTTP server is examples/serve/http.hpp (one thread per connection).
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <iterator>
 #include <mutex>
@@ -40,11 +40,12 @@
 #include <visopt/io/class_names.hpp>
 #include <visopt/io/image.hpp>
 #include <visopt/io/top_k.hpp>
+#include <visopt/models/preprocessing.hpp>
 #include <visopt/runtime/batch_processor.hpp>
+#include <visopt/runtime/latency.hpp>
 #include <visopt/visopt.hpp>
 
-// After visopt: httplib brings in <resolv.h>, whose `_res` macro would rewrite Eigen's parameters of that name.
-#include <httplib.h>
+#include "http.hpp"
 
 #ifndef VISOPT_EXAMPLES_DATA_DIR
 #define VISOPT_EXAMPLES_DATA_DIR "examples/data"
@@ -60,12 +61,13 @@ struct Settings {
   bool random_weights = false;
   std::uint64_t seed = 0;
   std::string model = "resnet50";
-  std::string level = "O1";
-  std::string backend = "reference";
+  std::string level;    // empty: the backend's fastest
+  std::string backend;  // empty: the fastest here
   int image_size = 224;
   std::string host = "127.0.0.1";
   int port = 8080;
-  int max_batch = 8;
+  int max_batch = 64;
+  std::vector<int> batch_sizes;  // empty: 1, 2, 4, ... and max_batch
   double window_ms = 5.0;
   int threads = 0;
   std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
@@ -80,20 +82,18 @@ class LatencyWindow {
     if (samples_.size() == capacity) samples_.pop_front();
     samples_.push_back(ms);
   }
-  /// {"samples": n, "p50": ..., "p95": ..., "p99": ...} in ms, nearest-rank; no percentiles before a sample.
+  /// {"samples": n, "p50": ..., "p95": ..., "p99": ...} in ms (visopt::runtime::summarize_latency); no
+  /// percentiles before a sample.
   json summary() const {
-    std::vector<double> sorted;
+    std::vector<double> samples;
     {
       std::lock_guard lock(mutex_);
-      sorted.assign(samples_.begin(), samples_.end());
+      samples.assign(samples_.begin(), samples_.end());
     }
-    json out{{"samples", sorted.size()}};
-    if (sorted.empty()) return out;
-    std::sort(sorted.begin(), sorted.end());
-    for (const auto& [name, q] : {std::pair{"p50", 0.50}, std::pair{"p95", 0.95}, std::pair{"p99", 0.99}}) {
-      const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-      out[name] = sorted[std::max<std::size_t>(rank, 1) - 1];
-    }
+    json out{{"samples", samples.size()}};
+    if (samples.empty()) return out;
+    const visopt::runtime::Latency l = visopt::runtime::summarize_latency(std::move(samples));
+    out.update({{"p50", l.p50}, {"p95", l.p95}, {"p99", l.p99}});
     return out;
   }
 
@@ -103,9 +103,9 @@ class LatencyWindow {
   std::deque<double> samples_;
 };
 
-/// The dynamic batcher: request threads submit prepared images and wait; one worker takes up to
-/// max_batch of them, waiting at most `window` after the oldest arrived, and runs them as one batch.
-template <class Processor>
+/// The dynamic batcher: request threads submit prepared images and wait; one worker takes up to max_batch
+/// of them, waiting at most `window` after the oldest arrived, copies them into the engine's input buffer
+/// (page-locked on the GPU) and runs them at the smallest warmed-up batch size that holds them.
 class Batcher {
  public:
   struct Answer {
@@ -113,8 +113,12 @@ class Batcher {
     int batch_size = 0;     // how many requests shared the engine run
   };
 
-  Batcher(Processor& processor, std::chrono::microseconds window)
-      : processor_(processor), window_(window), worker_([this] { work(); }) {}
+  Batcher(visopt::AnyEngine& engine, std::vector<int> batch_sizes, std::chrono::microseconds window)
+      : engine_(engine),
+        sizes_(std::move(batch_sizes)),
+        staging_(engine.input_buffer(sizes_.back())),
+        window_(window),
+        worker_([this] { work(); }) {}
   ~Batcher() {
     {
       std::lock_guard lock(mutex_);
@@ -124,8 +128,8 @@ class Batcher {
     worker_.join();
   }
 
-  std::future<Answer> submit(visopt::runtime::Prepared prepared) {
-    Job job{std::move(prepared), {}, Clock::now()};
+  std::future<Answer> submit(visopt::Tensor image) {
+    Job job{std::move(image), {}, Clock::now()};
     auto future = job.answer.get_future();
     {
       std::lock_guard lock(mutex_);
@@ -141,19 +145,22 @@ class Batcher {
             {"images", images_},
             {"mean_batch", runs_ == 0 ? 0.0 : static_cast<double>(images_) / static_cast<double>(runs_)},
             {"largest_batch", largest_},
-            {"max_batch", processor_.max_batch()},
+            {"max_batch", sizes_.back()},
+            {"batch_sizes", sizes_},
+            {"engine_ms", engine_ms_},
             {"window_ms", std::chrono::duration<double, std::milli>(window_).count()}};
   }
 
  private:
   struct Job {
-    visopt::runtime::Prepared prepared;
+    visopt::Tensor image;  // host f32 [3, S, S]
     std::promise<Answer> answer;
     Clock::time_point arrived;
   };
 
   void work() {
-    const auto max_batch = static_cast<std::size_t>(processor_.max_batch());
+    const auto max_batch = static_cast<std::size_t>(sizes_.back());
+    const std::size_t image_bytes = staging_.nbytes() / max_batch;
     for (;;) {
       std::vector<Job> batch;
       {
@@ -165,24 +172,36 @@ class Batcher {
         const std::size_t n = std::min(max_batch, queue_.size());
         std::move(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-        ++runs_;
-        images_ += n;
-        largest_ = std::max(largest_, n);
       }
-      std::vector<visopt::runtime::Prepared> images;
-      for (Job& job : batch) images.push_back(std::move(job.prepared));
+      const auto rows = static_cast<std::size_t>(*std::lower_bound(sizes_.begin(), sizes_.end(), static_cast<int>(batch.size())));
+      auto* staging = static_cast<std::uint8_t*>(staging_.data());
+      for (std::size_t i = 0; i < batch.size(); ++i) std::memcpy(staging + i * image_bytes, batch[i].image.data(), image_bytes);
+      std::memset(staging + batch.size() * image_bytes, 0, (rows - batch.size()) * image_bytes);  // padding rows, dropped
+      const visopt::Shape shape{static_cast<std::int64_t>(rows), staging_.dim(1), staging_.dim(2), staging_.dim(3)};
       try {
-        std::vector<visopt::runtime::Result> results = processor_.run(std::span<const visopt::runtime::Prepared>(images));
+        const Clock::time_point start = Clock::now();
+        const visopt::Tensor logits = engine_.run(visopt::TensorView(staging_.data(), visopt::DType::f32, shape));
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        const auto classes = logits.dim(1);
         for (std::size_t i = 0; i < batch.size(); ++i) {
-          batch[i].answer.set_value({std::move(results[i].output), static_cast<int>(batch.size())});
+          visopt::Tensor row = visopt::Tensor::empty({classes});
+          std::memcpy(row.data(), logits.data_as<float>() + static_cast<std::int64_t>(i) * classes, row.nbytes());
+          batch[i].answer.set_value({std::move(row), static_cast<int>(batch.size())});
         }
+        std::lock_guard lock(mutex_);
+        ++runs_;
+        images_ += batch.size();
+        largest_ = std::max(largest_, batch.size());
+        engine_ms_ += ms;
       } catch (...) {
         for (Job& job : batch) job.answer.set_exception(std::current_exception());
       }
     }
   }
 
-  Processor& processor_;
+  visopt::AnyEngine& engine_;
+  std::vector<int> sizes_;   // ascending; the last is max_batch
+  visopt::Tensor staging_;   // [max_batch, 3, S, S] from engine.input_buffer()
   std::chrono::microseconds window_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -190,28 +209,23 @@ class Batcher {
   bool stopping_ = false;
   std::uint64_t runs_ = 0, images_ = 0;
   std::size_t largest_ = 0;
+  double engine_ms_ = 0;
   std::thread worker_;  // last: starts once everything it uses exists
 };
 
 json top5_json(const visopt::Tensor& row, const std::vector<std::string>& classes) {
   json top = json::array();
-  for (const visopt::io::ScoredClass& c :
-       visopt::io::top_k({row.data_as<float>(), static_cast<std::size_t>(row.numel())}, 5)) {
-    top.push_back({{"index", c.index},
-                   {"class", classes[static_cast<std::size_t>(c.index)]},
-                   {"probability", c.probability},
+  for (const visopt::io::ScoredClass& c : visopt::io::top_k({row.data_as<float>(), static_cast<std::size_t>(row.numel())}, 5)) {
+    top.push_back({{"index", c.index}, {"class", classes[static_cast<std::size_t>(c.index)]}, {"probability", c.probability},
                    {"logit", c.logit}});
   }
   return top;
 }
 
-void answer_json(httplib::Response& response, int status, const json& body) {
-  response.status = status;
-  response.set_content(body.dump(), "application/json");
-}
+http::Response json_response(int status, const json& body) { return {status, "application/json", body.dump()}; }
 
 /// Blocks SIGINT and SIGTERM in this thread and every thread started after it (OpenMP's, the batcher's,
-/// the server's pool), so that one thread can wait for them with sigwait and stop the server outside a
+/// the connections'), so that one thread can wait for them with sigwait and stop the server outside a
 /// signal handler. Called first thing, before any thread exists; a signal that comes early stays pending.
 sigset_t block_stop_signals() {
   sigset_t signals;
@@ -222,15 +236,33 @@ sigset_t block_stop_signals() {
   return signals;
 }
 
-template <class Level, class Backend, class Model>
-int serve(const Settings& settings, const Model& model, const std::vector<std::string>& classes,
-          const sigset_t& stop_signals) {
-  auto engine = visopt::compile<Level, Backend>(
-      model, {.max_batch = settings.max_batch, .num_threads = settings.threads, .image_size = settings.image_size});
-  visopt::runtime::BatchProcessor processor(engine);
+/// 1, 2, 4, ... below max_batch, and max_batch.
+std::vector<int> default_batch_sizes(int max_batch) {
+  std::vector<int> sizes;
+  for (int b = 1; b < max_batch; b *= 2) sizes.push_back(b);
+  sizes.push_back(max_batch);
+  return sizes;
+}
 
-  if (!settings.once_paths.empty()) {  // one direct engine run per image: what /predict must agree with
-    for (const std::string& path : settings.once_paths) {
+int serve(const Settings& s, const visopt::models::AnyModel& model, const std::vector<std::string>& classes,
+          const sigset_t& stop_signals) {
+  const std::string backend = s.backend.empty() ? visopt::fastest_backend_here() : visopt::choose_backend(s.backend);
+  const std::string level = s.level.empty() ? visopt::fastest_level_for(backend) : visopt::choose_level(s.level);
+  std::vector<int> sizes = s.batch_sizes.empty() ? default_batch_sizes(s.max_batch) : s.batch_sizes;
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  visopt::require(sizes.front() >= 1 && sizes.back() == s.max_batch, "serve: --batch-sizes must lie in 1..--max-batch and hold it (",
+                  s.max_batch, ")");
+  const bool resnet = std::holds_alternative<visopt::models::ResNet>(model);
+  visopt::AnyEngine engine = visopt::compile_any(
+      model, level, backend,
+      {.max_batch = s.max_batch, .num_threads = s.threads, .image_size = resnet ? s.image_size : 0,
+       .warmup_batches = std::vector<int>(sizes.begin(), sizes.end() - 1)});
+  const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, static_cast<int>(engine.image_size()));
+  const visopt::runtime::BatchProcessor processor(engine, visopt::runtime::batch_options_for(transform));
+
+  if (!s.once_paths.empty()) {  // one direct engine run per image: what /predict must agree with
+    for (const std::string& path : s.once_paths) {
       const visopt::runtime::Prepared prepared = processor.prepare(visopt::io::load_image(path));
       const visopt::Tensor logits = engine.run(visopt::io::stack_images({prepared.image}));
       const json answer{{"image", path}, {"top5", top5_json(logits.reshaped(visopt::Shape{logits.dim(1)}), classes)}};
@@ -239,34 +271,25 @@ int serve(const Settings& settings, const Model& model, const std::vector<std::s
     return 0;
   }
 
-  Batcher batcher(processor, std::chrono::microseconds(static_cast<std::int64_t>(settings.window_ms * 1000.0)));
-  LatencyWindow latency;
+  Batcher batcher(engine, sizes, std::chrono::microseconds(static_cast<std::int64_t>(s.window_ms * 1000.0)));
+  LatencyWindow latency, decode;
   std::atomic<std::uint64_t> answered{0}, bad_requests{0}, failures{0};
   const json report = engine.report().json();
 
-  httplib::Server server;
-  server.set_payload_max_length(64u << 20);
-  server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
-    if (response.status == 413 && request.get_header_value("Content-Type") == "application/x-www-form-urlencoded") {
-      answer_json(response, 413, {{"error", "serve: a form-encoded body is limited to 8 KiB; send the image bytes with "
-                                            "Content-Type: application/octet-stream"}});
-    } else if (response.body.empty()) {
-      answer_json(response, response.status,
-                  {{"error", visopt::detail::concat("serve: HTTP ", response.status, " for ", request.method, " ", request.path,
-                                                    "; the endpoints are GET /health, GET /status, POST /predict")}});
-    }
+  http::Server server([](int status, const std::string& why) {
+    const std::string endpoints = status == 404 || status == 405 ? "; the endpoints are GET /health, GET /status, POST /predict" : "";
+    return json_response(status, {{"error", "serve: " + why + endpoints}});
   });
-  server.Get("/health", [](const httplib::Request&, httplib::Response& response) {
-    answer_json(response, 200, {{"status", "ok"}});
+  server.handle("GET", "/health", [](const http::Request&) { return json_response(200, {{"status", "ok"}}); });
+  server.handle("GET", "/status", [&](const http::Request&) {
+    return json_response(200, {{"report", report},
+                               {"preprocess", visopt::io::describe(transform)},
+                               {"requests", {{"answered", answered.load()}, {"bad_request", bad_requests.load()}, {"failed", failures.load()}}},
+                               {"latency_ms", latency.summary()},
+                               {"decode_ms", decode.summary()},
+                               {"batches", batcher.summary()}});
   });
-  server.Get("/status", [&](const httplib::Request&, httplib::Response& response) {
-    answer_json(response, 200,
-                {{"report", report},
-                 {"requests", {{"answered", answered.load()}, {"bad_request", bad_requests.load()}, {"failed", failures.load()}}},
-                 {"latency_ms", latency.summary()},
-                 {"batches", batcher.summary()}});
-  });
-  server.Post("/predict", [&](const httplib::Request& request, httplib::Response& response) {
+  server.handle("POST", "/predict", [&](const http::Request& request) {
     const Clock::time_point start = Clock::now();
     std::optional<visopt::runtime::Prepared> prepared;
     try {  // what the client sent: a bad image is their error (400), with visopt's message
@@ -274,27 +297,26 @@ int serve(const Settings& settings, const Model& model, const std::vector<std::s
       prepared = processor.prepare(visopt::io::load_image_from_memory(bytes, "request body"));
     } catch (const visopt::Error& e) {
       ++bad_requests;
-      answer_json(response, 400, {{"error", e.what()}});
-      return;
+      return json_response(400, {{"error", e.what()}});
     }
+    decode.add(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     try {
-      const auto answer = batcher.submit(std::move(*prepared)).get();
+      const Batcher::Answer answer = batcher.submit(std::move(prepared->image)).get();
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       latency.add(ms);
       ++answered;
-      answer_json(response, 200,
-                  {{"top5", top5_json(answer.output, classes)}, {"batch_size", answer.batch_size}, {"latency_ms", ms}});
+      return json_response(200, {{"top5", top5_json(answer.output, classes)}, {"batch_size", answer.batch_size}, {"latency_ms", ms}});
     } catch (const std::exception& e) {
       ++failures;
-      answer_json(response, 500, {{"error", e.what()}});
+      return json_response(500, {{"error", e.what()}});
     }
   });
 
-  const int port = settings.port == 0 ? server.bind_to_any_port(settings.host)
-                                      : (server.bind_to_port(settings.host, settings.port) ? settings.port : -1);
-  visopt::require(port > 0, "serve: cannot listen on ", settings.host, ":", settings.port);
-  std::printf("serve: listening on http://%s:%d\nserve: %s\n", settings.host.c_str(), port,
-              engine.report().text().c_str());
+  const int port = server.bind(s.host, s.port);
+  std::printf("serve: listening on http://%s:%d\nserve: %s\nserve: preprocess: %s; batch sizes", s.host.c_str(), port,
+              engine.report().text().c_str(), visopt::io::describe(transform).c_str());
+  for (const int b : sizes) std::printf(" %d", b);
+  std::printf(", window %.1f ms\n", s.window_ms);
   std::fflush(stdout);
 
   std::atomic<bool> signalled{false};
@@ -304,11 +326,11 @@ int serve(const Settings& settings, const Model& model, const std::vector<std::s
     signalled = true;
     server.stop();
   });
-  const bool clean = server.listen_after_bind();
+  server.run();
   if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);  // the server stopped on its own: release the waiter
   stopper.join();
   std::printf("serve: stopped after %llu answers\n", static_cast<unsigned long long>(answered.load()));
-  return clean ? 0 : 1;
+  return 0;
 }
 
 }  // namespace
@@ -317,21 +339,23 @@ int main(int argc, char** argv) {
   CLI::App app{"Serve image classification over HTTP with one visopt engine and dynamic batching."};
   Settings s;
   auto* source = app.add_option_group("weights", "where the model's weights come from (exactly one)");
-  source->add_option("--weights", s.weights_path, "safetensors file with torchvision names (tools/ exports one)")
+  source->add_option("--weights", s.weights_path, "safetensors file, torchvision or timm names (tools/export_weights.py)")
       ->check(CLI::ExistingFile);
   auto* random_flag = source->add_flag("--random-weights", s.random_weights, "a seeded random model; nothing to download");
   source->require_option(1);
   app.add_option("--seed", s.seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
-  app.add_option("--model", s.model, "ResNet depth (resnet50 or just 50)")
-      ->transform([](std::string name) { return name.starts_with("resnet") ? name : "resnet" + name; })
-      ->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}))
+  app.add_option("--model", s.model, std::string("model: ") + std::string(visopt::models::model_names))->capture_default_str();
+  app.add_option("--level", s.level, "optimisation level O0..O3 (default: the backend's fastest)");
+  app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names() + " (default: the fastest here)");
+  app.add_option("--image-size", s.image_size, "ResNet input side (a ViT's is fixed by its weights)")
+      ->check(CLI::Range(32, 1024))
       ->capture_default_str();
-  app.add_option("--level", s.level, "optimisation level: O0..O3")->capture_default_str();
-  app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names())->capture_default_str();
-  app.add_option("--image-size", s.image_size, "side of the square model input")->check(CLI::Range(16, 1024))->capture_default_str();
   app.add_option("--host", s.host, "address to listen on")->capture_default_str();
   app.add_option("--port", s.port, "port; 0 picks a free one")->check(CLI::Range(0, 65535))->capture_default_str();
-  app.add_option("--max-batch", s.max_batch, "most requests run together")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--max-batch", s.max_batch, "most requests run together")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--batch-sizes", s.batch_sizes, "batch sizes warmed up in compile(), comma-separated, the last --max-batch "
+                                                 "(default 1, 2, 4, ... and --max-batch)")
+      ->delimiter(',');
   app.add_option("--batch-window-ms", s.window_ms, "longest a request waits for others to join its batch")
       ->check(CLI::Range(0.0, 10000.0))
       ->capture_default_str();
@@ -345,17 +369,14 @@ int main(int argc, char** argv) {
   if (s.once_paths.empty()) stop_signals = block_stop_signals();
 
   try {
-    const int depth = std::stoi(s.model.substr(std::string_view("resnet").size()));
     const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path);
     std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
     if (!s.random_weights) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
-    const auto model = s.random_weights ? visopt::models::resnet(depth, visopt::nn::RandomWeights{s.seed})
-                                        : visopt::models::resnet(depth, *weights);
-    visopt::require(static_cast<std::size_t>(model.num_classes) == classes.size(), "serve: ", s.model, " has ",
-                    model.num_classes, " classes but '", s.classes_path, "' names ", classes.size());
-    return visopt::with_level_and_backend(s.level, s.backend, [&]<class Level, class Backend>(Level, Backend) {
-      return serve<Level, Backend>(s, model, classes, stop_signals);
-    });
+    const visopt::models::AnyModel model = s.random_weights ? visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed})
+                                                            : visopt::models::model_by_name(s.model, *weights);
+    visopt::require(static_cast<std::size_t>(visopt::models::num_classes_of(model)) == classes.size(), "serve: ", s.model, " has ",
+                    visopt::models::num_classes_of(model), " classes but '", s.classes_path, "' names ", classes.size());
+    return serve(s, model, classes, stop_signals);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "error: %s\n", e.what());

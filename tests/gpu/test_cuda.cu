@@ -128,7 +128,7 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
   const auto model = models::resnet18(f.weights);
   // Heuristic tuning on both sides: the same algorithms, so replay and eager must agree to the bit.
   auto graph = compile<O3::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64, .warmup_batches = {3}});
-  CHECK(graph.executor().graphs_captured() == 2);  // max_batch and warmup_batches: both captured inside compile()
+  CHECK(backend::cuda::executor_of(graph).graphs_captured() == 2);  // max_batch and warmup_batches: both captured inside compile()
   auto eager = compile<O2::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
   for (int round = 0; round < 2; ++round) {
     for (std::int64_t n : {8, 3}) {
@@ -139,7 +139,7 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
       check_agreement<O3>(compare_logits(replayed, first_images(f.logits, n)), "graph replay");
     }
   }
-  CHECK(graph.executor().graphs_captured() == 2);
+  CHECK(backend::cuda::executor_of(graph).graphs_captured() == 2);
   // Device weights: fp16 at O3 against fp32 at O1 (both folded); each conv also keeps an fp32 copy of its bias.
   const auto fp32 = compile<O1::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 1, .image_size = 64, .warmup = 0});
   const double ratio = double(graph.report().weight_bytes) / double(fp32.report().weight_bytes);
@@ -175,13 +175,13 @@ TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when cor
   {
     auto engine = compile<O1, backend::Cuda>(model, options);
     first = engine.run(images);
-    CHECK(engine.executor().context().cache()->misses() > 0);
+    CHECK(backend::cuda::executor_of(engine).context().cache()->misses() > 0);
   }  // the cache is saved when the engine goes
   const auto file = dir / "cuda-algorithms.json";
   REQUIRE(std::filesystem::exists(file));
   {
     auto engine = compile<O1, backend::Cuda>(model, options);
-    const auto* cache = engine.executor().context().cache();
+    const auto* cache = backend::cuda::executor_of(engine).context().cache();
     CHECK(cache->hits() > 0);
     CHECK(cache->misses() == 0);  // a second compile() searches nothing
     CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
@@ -189,7 +189,7 @@ TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when cor
   std::ofstream(file, std::ios::trunc) << "{ not json";
   {
     auto engine = compile<O1, backend::Cuda>(model, options);
-    const auto* cache = engine.executor().context().cache();
+    const auto* cache = backend::cuda::executor_of(engine).context().cache();
     CHECK(cache->warning().find("ignoring") != std::string::npos);
     CHECK(cache->misses() > 0);  // nothing was taken from the corrupt file: every shape was searched again
     CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
@@ -198,7 +198,7 @@ TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when cor
       << R"({"format": "visopt-algorithm-cache", "version": 1, "identity": "another GPU", "entries": {}})";
   {
     auto engine = compile<O1, backend::Cuda>(model, options);
-    CHECK(engine.executor().context().cache()->warning().find("written for another GPU") != std::string::npos);
+    CHECK(backend::cuda::executor_of(engine).context().cache()->warning().find("written for another GPU") != std::string::npos);
   }
   // The same GPU with another cuDNN version: its algorithm choices may not exist or be best here.
   {
@@ -213,7 +213,7 @@ TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when cor
     std::ofstream(file, std::ios::trunc) << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", 1},
                                                            {"identity", foreign}, {"entries", nlohmann::json::object()}};
     auto engine = compile<O1, backend::Cuda>(model, options);
-    const auto* cache = engine.executor().context().cache();
+    const auto* cache = backend::cuda::executor_of(engine).context().cache();
     CHECK(cache->warning().find("it was written for " + foreign + ", this is " + identity) != std::string::npos);
     CHECK(cache->misses() > 0);
     CHECK(compare_logits(engine.run(images), first).relative_error <= 1e-2);
@@ -257,8 +257,8 @@ TEST_CASE("cuda: two engines, each on its own stream, run at once from two threa
                                                                     {.max_batch = 4, .image_size = 64});
   auto vit = compile<O2::with<tuning::heuristic>, backend::Cuda>(models::vit_ti_16(models::RandomWeights{2}, {.image_size = 64}),
                                                                  {.max_batch = 4});
-  REQUIRE(resnet.executor().context().stream() != vit.executor().context().stream());
-  REQUIRE(resnet.executor().context().cudnn() != vit.executor().context().cudnn());  // pooled handles are lent to one engine at a time
+  REQUIRE(backend::cuda::executor_of(resnet).context().stream() != backend::cuda::executor_of(vit).context().stream());
+  REQUIRE(backend::cuda::executor_of(resnet).context().cudnn() != backend::cuda::executor_of(vit).context().cudnn());  // pooled handles are lent to one engine at a time
   visopt::testing::check_engines_run_at_once(resnet, pattern_images(4, 64, 1), vit, pattern_images(4, 64, 2), 20);
   auto twin = compile<O3::with<tuning::heuristic>, backend::Cuda>(models::resnet18(models::RandomWeights{1}),
                                                                   {.max_batch = 4, .image_size = 64});

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """examples/serve over HTTP on 127.0.0.1: concurrent /predict requests are batched and each answer equals
-a direct engine run of the same image (serve --once); a malformed image is a 400 with visopt's message;
-/status counts the requests and gives ordered p50/p95/p99 latencies; SIGTERM stops it cleanly.
+a direct engine run of the same image (serve --once); a malformed image is a 400 with visopt's message,
+an unknown path a 404 and a wrong method a 405; /status counts the requests and gives ordered p50/p95/p99
+latencies and the warmed-up batch sizes; SIGTERM stops it cleanly.
 
     serve_test.py PATH/TO/serve PATH/TO/sample.jpg
 Standard library only."""
@@ -93,26 +94,32 @@ def main():
             status, body = request(base + "/predict", b"")
             check(status == 400 and "it is empty" in body["error"], f"empty body: HTTP {status} {body}")
 
-            status, body = request(base + "/predict", bytes(10000), "application/x-www-form-urlencoded")
-            check(status == 413 and "Content-Type: application/octet-stream" in body["error"], f"form body: HTTP {status} {body}")
+            # curl's default Content-Type for --data-binary is form-encoded: the bytes are an image all the same.
+            with open(sample, "rb") as f:
+                status, body = request(base + "/predict", f.read(), "application/x-www-form-urlencoded")
+            check(status == 200 and body["top5"][0]["index"] == expected[sample][0]["index"], f"form-typed body: HTTP {status} {body}")
             status, body = request(base + "/nowhere")
             check(status == 404 and "the endpoints are" in body["error"], f"unknown path: HTTP {status} {body}")
+            status, body = request(base + "/health", b"x")
+            check(status == 405 and "the endpoints are" in body["error"], f"POST /health: HTTP {status} {body}")
 
             status, body = request(base + "/status")
             check(status == 200, f"/status: HTTP {status}")
-            check(body["requests"] == {"answered": len(paths), "bad_request": 2, "failed": 0}, f"counts {body['requests']}")
+            check(body["requests"] == {"answered": len(paths) + 1, "bad_request": 2, "failed": 0}, f"counts {body['requests']}")
             latency = body["latency_ms"]
-            check(latency["samples"] == len(paths), f"latency samples {latency}")
+            check(latency["samples"] == len(paths) + 1, f"latency samples {latency}")
             check(0 < latency["p50"] <= latency["p95"] <= latency["p99"], f"percentiles out of order: {latency}")
             check(max(sizes) == body["batches"]["largest_batch"] <= 4, f"batches {body['batches']} vs sizes {sizes}")
-            check(body["batches"]["images"] == len(paths), f"batches {body['batches']}")
+            check(body["batches"]["images"] == len(paths) + 1, f"batches {body['batches']}")
+            check(body["batches"]["batch_sizes"] == [1, 2, 4], f"warmed-up batch sizes {body['batches']}")
+            check(body["preprocess"].startswith("bilinear resize to 73, centre crop 64"), f"preprocess {body['preprocess']}")
             check(body["report"]["level"] == "O1" and body["report"]["backend"] == "reference", f"report {body['report']}")
             print(f"serve_test: {len(paths)} answers in batches of {sorted(sizes)}, latency {latency}")
         finally:
             server.send_signal(signal.SIGTERM)
             rest, _ = server.communicate(timeout=60)
         check(server.returncode == 0, f"serve exited with {server.returncode}")
-        check(f"stopped after {len(paths)} answers" in rest, f"last output: {rest[-300:]!r}")
+        check(f"stopped after {len(paths) + 1} answers" in rest, f"last output: {rest[-300:]!r}")
     print("serve_test: passed")
 
 

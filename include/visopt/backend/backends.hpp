@@ -35,11 +35,12 @@ struct OneDnn : backend_tag {
   static constexpr bool supports = true;  // what the CPU lacks (bf16) falls back at run time, and says so
 };
 
-/// cuDNN, cuBLASLt, own kernels and CUDA Graphs; built in .cu translation units when the CUDA
-/// toolkit, cuDNN and cuBLASLt are found (target visopt::cuda).
+/// cuDNN, cuBLASLt, own kernels and CUDA Graphs; built when the CUDA toolkit, cuDNN and cuBLASLt are
+/// found (target visopt::cuda). Plain C++ files call it too: its code is compiled by nvcc once per
+/// program (backend/cuda/engine.hpp).
 struct Cuda : backend_tag {
   static constexpr std::string_view name = "cuda";
-#if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
+#if defined(VISOPT_HAS_CUDA)
   static constexpr bool available = true;
 #else
   static constexpr bool available = false;

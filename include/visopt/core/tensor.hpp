@@ -100,7 +100,7 @@ inline std::shared_ptr<void> allocate_storage(std::size_t bytes, Device device) 
   }
   const DeviceAllocator& hooks = device_allocator();
   require(hooks.allocate != nullptr, "Tensor: cannot allocate on ", device.to_string(),
-          ": no GPU backend is compiled in (include <visopt/backend/cuda/cuda.hpp> and build with VISOPT_WITH_CUDA)");
+          ": no GPU allocator is installed (compiling an engine with backend::Cuda installs it; that needs visopt::cuda)");
   void* p = hooks.allocate(bytes, device.index);
   return std::shared_ptr<void>(p, [release = hooks.release](void* q) { release(q); });
 }

@@ -14,6 +14,10 @@ namespace visopt::models {
 
 enum class ViTSize { tiny, small, base, large };
 
+/// The naming scheme of the weights a ViT was read from; it also says which transform they expect
+/// (models/preprocessing.hpp).
+enum class WeightNaming { torchvision, timm };
+
 struct ViTOptions {
   int image_size = 0;  // 0: the square size the position embedding was trained for (224 for random weights)
 };
@@ -21,6 +25,7 @@ struct ViTOptions {
 struct ViT {
   std::string name;  // "vit_b_16"
   int image_size = 224, patch = 16, hidden = 768, depth = 12, heads = 12, mlp_dim = 3072, num_classes = 1000;
+  WeightNaming naming = WeightNaming::torchvision;
   nn::PatchEmbedParams embed;
   std::vector<nn::EncoderBlockParams> blocks;
   nn::LayerNormParams norm;
@@ -104,6 +109,7 @@ inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions opti
   net.heads = s.heads;
   net.mlp_dim = s.mlp_dim;
   const detail::ViTNames names = detail::vit_names(reader.contains("cls_token") && reader.from_file());
+  net.naming = names.timm ? WeightNaming::timm : WeightNaming::torchvision;
   const std::int64_t d = s.hidden;
 
   // The stored position embedding fixes the token count, hence the image size.

@@ -4,6 +4,7 @@
 // and searches nothing. A corrupt or foreign file is ignored with a warning, never trusted.
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,12 +13,34 @@
 #include <set>
 #include <string>
 
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "../core/env.hpp"
 
 namespace visopt::runtime {
+
+/// An exclusive flock on a directory for a scope: writers of the caches in it (threads or processes)
+/// read, merge and replace their file one at a time. Best effort: where the directory cannot be opened
+/// or locked, the scope goes on unlocked, as the cache is only ever an optimisation.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::filesystem::path& directory)
+      : fd_(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    while (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 /// Where caches live: CompileOptions::cache_dir, else VISOPT_CACHE_DIR, else $XDG_CACHE_HOME/visopt,
 /// else ~/.cache/visopt, else the system temporary directory.
@@ -67,14 +90,16 @@ class AlgorithmCache {
   }
 
   /// Writes the file if anything changed: atomically (a temporary file of this writer's own, then
-  /// rename), and merged with what another process saved since load(), so that two processes tuning at
-  /// once both keep their entries (this one's win where both measured a key). A cache that cannot be
-  /// written is a warning, not an error: the engine works without it. Never throws (destructors call it).
+  /// rename), and merged with what another writer saved since load(), under an flock on the directory so
+  /// that two writers saving at once (threads or processes) both keep their entries (this one's win where
+  /// both measured a key). A cache that cannot be written is a warning, not an error: the engine works
+  /// without it. Never throws (destructors call it).
   void save() noexcept {
     if (!dirty_) return;
     try {
       std::error_code ec;
       std::filesystem::create_directories(file_.parent_path(), ec);
+      const DirectoryLock lock(file_.parent_path().empty() ? std::filesystem::path(".") : file_.parent_path());
       nlohmann::json entries = read_entries(/*quiet=*/true).value_or(nlohmann::json::object());
       entries.update(entries_);
       for (const auto& key : forgotten_) entries.erase(key);

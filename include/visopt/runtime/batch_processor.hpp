@@ -75,6 +75,7 @@ struct BatchOptions {
   int resize = 0;
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  ///< per channel, of pixels scaled to [0, 1]
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  io::Interpolation interpolation = io::Interpolation::bilinear;  ///< of every resize
   /// Fit::letterbox: the padding colour; ImageNet's mean colour normalises to about zero.
   std::array<std::uint8_t, 3> pad_rgb{124, 116, 104};
   /// Images per engine run: 1..the engine's CompileOptions::max_batch; 0 = the engine's.
@@ -83,6 +84,13 @@ struct BatchOptions {
   /// dropped: the engine then sees one batch shape (one CUDA Graph, one memory plan).
   bool pad_last_batch = true;
 };
+
+/// BatchOptions that fit images with `transform` (models::preprocess_for gives a model's): its resize,
+/// interpolation, mean and std; its crop is the engine's input size.
+inline BatchOptions batch_options_for(const io::Preprocess& transform) {
+  return {.fit = Fit::resize_crop, .resize = transform.resize, .mean = transform.mean, .std = transform.std,
+          .interpolation = transform.interpolation};
+}
 
 /// One image fitted to the engine's input: host f32 [3, S, S], normalised, and where it came from.
 struct Prepared {
@@ -97,7 +105,7 @@ struct Result {
   Placement placement;
 };
 
-/// What BatchProcessor needs of an engine: visopt::Engine and anything shaped like it.
+/// What BatchProcessor needs of an engine: visopt::Engine, visopt::AnyEngine and anything shaped like them.
 template <class E>
 concept BatchEngine = requires(E& engine, const Tensor& images) {
   { engine.run(images) } -> std::convertible_to<Tensor>;
@@ -127,7 +135,8 @@ class BatchProcessor {
 
   /// Fits one image to the input. Touches no engine state, so threads may prepare while another runs.
   Prepared prepare(const io::Image& image) const {
-    io::Preprocess normalise{.resize = options_.resize, .crop = size_, .mean = options_.mean, .std = options_.std};
+    io::Preprocess normalise{.resize = options_.resize, .crop = size_, .mean = options_.mean, .std = options_.std,
+                             .interpolation = options_.interpolation};
     Prepared out;
     Placement& p = out.placement;
     p.original_width = image.width;
@@ -145,7 +154,7 @@ class BatchProcessor {
     const double scale = std::min(static_cast<double>(size_) / image.width, static_cast<double>(size_) / image.height);
     const auto fitted = [&](int side) { return std::clamp(static_cast<int>(std::lround(side * scale)), 1, size_); };
     const int width = fitted(image.width), height = fitted(image.height);
-    const io::Image resized = io::resize_image(image, width, height);
+    const io::Image resized = io::resize_image(image, width, height, options_.interpolation);
     const int left = (size_ - width) / 2, top = (size_ - height) / 2;
 
     io::Image canvas;

@@ -9,7 +9,14 @@
 #include "../backend/backends.hpp"
 #include "../core/env.hpp"
 #include "../core/error.hpp"
+#include "../models/by_name.hpp"
 #include "../policy/levels.hpp"
+#include "compile.hpp"
+#include "engine.hpp"
+
+#if defined(VISOPT_HAS_CUDA)
+#include "../backend/cuda/device.hpp"
+#endif
 
 namespace visopt {
 
@@ -31,6 +38,24 @@ inline std::string available_backend_names() {
   if constexpr (backend::OneDnn::available) names += std::string(", ") + std::string(backend::OneDnn::name);
   if constexpr (backend::Cuda::available) names += std::string(", ") + std::string(backend::Cuda::name);
   return names;
+}
+
+/// Whether the named backend was built here and can run on this machine (for cuda: a GPU is visible).
+inline bool backend_runs_here(std::string_view name) {
+  if (name == backend::Reference::name) return true;
+  if (name == backend::OneDnn::name) return backend::OneDnn::available;
+#if defined(VISOPT_HAS_CUDA)
+  if (name == backend::Cuda::name) return backend::cuda::visible_gpus() > 0;
+#endif
+  return false;
+}
+
+/// The fastest backend that runs here: cuda (built, and a GPU visible), else onednn (built), else reference.
+inline std::string fastest_backend_here() {
+  for (const std::string_view name : {backend::Cuda::name, backend::OneDnn::name}) {
+    if (backend_runs_here(name)) return std::string(name);
+  }
+  return std::string(backend::Reference::name);
 }
 
 /// Calls f(Backend{}) for the named backend if it was built into this translation unit.
@@ -99,6 +124,31 @@ inline std::string choose_backend(std::string_view given, std::string_view fallb
     throw Error(source + std::string(e.what()));
   }
   return name;
+}
+
+}  // namespace visopt
+
+namespace visopt {
+
+/// The highest level the named backend runs: O3 on onednn and cuda, O1 on the reference backend.
+inline std::string fastest_level_for(std::string_view backend_name) {
+  return with_backend(backend_name, [](auto backend_tag) {
+    return std::string(decltype(backend_tag)::template supports<O3> ? O3::name : O1::name);
+  });
+}
+
+/// Compiles `model` (a models::ResNet, models::ViT or models::AnyModel) at a level and on a backend named
+/// at run time, into an AnyEngine: what a program whose command line picks them holds. Instantiates every
+/// level on every backend built here, so call it only where visopt/visopt.hpp is included.
+template <class Model>
+AnyEngine compile_any(const Model& model, std::string_view level, std::string_view backend_name, CompileOptions options = {}) {
+  if constexpr (std::is_same_v<Model, models::AnyModel>) {
+    return std::visit([&](const auto& m) { return compile_any(m, level, backend_name, std::move(options)); }, model);
+  } else {
+    return with_level_and_backend(level, backend_name, [&](auto level_tag, auto backend_tag) {
+      return AnyEngine(compile<decltype(level_tag), decltype(backend_tag)>(model, std::move(options)));
+    });
+  }
 }
 
 }  // namespace visopt

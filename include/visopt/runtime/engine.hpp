@@ -1,10 +1,15 @@
 #pragma once
-// Engine<Level, Backend>: what compile() returns. It owns the backend executor (prepared weights,
-// activation memory) and the network, runs batches, and says what was done in report().
+// What compile() returns. Engine<Level, Backend> owns the backend executor (prepared weights, activation
+// memory) and the network, runs batches and says what was done in report(). AnyEngine holds any engine
+// behind one virtual seam: a level and backend chosen at run time, and CUDA engines called from plain
+// C++ (Engine<Level, backend::Cuda> is such a handle; its code lives where nvcc compiled it).
 
 #include <chrono>
+#include <concepts>
 #include <memory>
 #include <mutex>
+#include <type_traits>
+#include <utility>
 
 #include "../backend/backends.hpp"
 #include "../policy/policy.hpp"
@@ -16,7 +21,7 @@ namespace visopt {
 
 namespace detail {
 /// Names the executor only once the backend is known to exist, so a missing backend fails on the
-/// static_assert in Engine with its own message rather than on an incomplete type.
+/// static_assert in compile() with its own message rather than on an incomplete type.
 template <class B, class P, bool available = B::available>
 struct executor_of {
   using type = void;
@@ -27,21 +32,19 @@ struct executor_of<B, P, true> {
 };
 }  // namespace detail
 
-template <PolicyBundle Level, backend::Backend B>
-class Engine {
-  static_assert(B::available,
-                "visopt: this backend was not built: link visopt::onednn (needs libdnnl-dev) for backend::OneDnn, or "
-                "visopt::cuda in a .cu file compiled by nvcc (needs the CUDA toolkit, cuDNN and cuBLASLt) for "
-                "backend::Cuda");
+namespace runtime {
 
+/// The compiled network on one backend's executor: warms up in its constructor, then runs batches.
+/// Engine<Level, B> is this for the CPU backends; a CUDA engine holds one behind EngineInterface.
+template <PolicyBundle Level, backend::Backend B>
+class EngineImpl {
  public:
-  using Executor = typename detail::executor_of<B, Level>::type;
+  using Executor = typename visopt::detail::executor_of<B, Level>::type;
   using level = Level;
   using backend_type = B;
 
-  Engine(std::unique_ptr<Executor> executor, std::unique_ptr<runtime::Network<Executor>> network,
-         runtime::CompileOptions options, runtime::Report report, std::int64_t image_size,
-         std::chrono::steady_clock::time_point started)
+  EngineImpl(std::unique_ptr<Executor> executor, std::unique_ptr<Network<Executor>> network, CompileOptions options,
+             Report report, std::int64_t image_size, std::chrono::steady_clock::time_point started)
       : executor_(std::move(executor)),
         network_(std::move(network)),
         options_(std::move(options)),
@@ -52,7 +55,7 @@ class Engine {
     warm_up();
     report_.weight_bytes = executor_->weight_bytes();  // after the warm-up: oneDNN packs weights there
     // Executors that learn more during the warm-up (what was packed, planned, fused) add it here.
-    if constexpr (requires(const Executor& e, runtime::Report& r) { e.complete_report(r); }) {
+    if constexpr (requires(const Executor& e, Report& r) { e.complete_report(r); }) {
       executor_->complete_report(report_);
     }
     report_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -70,9 +73,18 @@ class Engine {
     return executor_->run(images, [this](const Tensor& placed) { return network_->forward(*executor_, placed); });
   }
 
+  /// A host tensor [batch, 3, S, S] (S: image_size()) to fill with images and pass to run(), whole or its first
+  /// rows: page-locked on a CUDA engine, so that run()'s copy to the GPU goes at full speed; plain host
+  /// memory on the CPU backends. 1 <= batch <= max_batch; allocate once and reuse it.
+  Tensor input_buffer(int batch) const {
+    require(batch >= 1 && batch <= options_.max_batch, report_.model, ": input_buffer(", batch, "): the engine runs 1..",
+            options_.max_batch, " images (CompileOptions::max_batch)");
+    return executor_->host_buffer({batch, 3, image_size_, image_size_});
+  }
+
   /// Fixed after compile(): readable from any thread.
-  const runtime::Report& report() const { return report_; }
-  const runtime::CompileOptions& options() const { return options_; }
+  const Report& report() const { return report_; }
+  const CompileOptions& options() const { return options_; }
   /// The square image side the engine was warmed up at: a ViT's, fixed by its weights, or a ResNet's
   /// CompileOptions::image_size (224 when 0). runtime::BatchProcessor fits images to it.
   std::int64_t image_size() const { return image_size_; }
@@ -95,11 +107,97 @@ class Engine {
   }
 
   std::unique_ptr<Executor> executor_;
-  std::unique_ptr<runtime::Network<Executor>> network_;
-  runtime::CompileOptions options_;
-  runtime::Report report_;
+  std::unique_ptr<Network<Executor>> network_;
+  CompileOptions options_;
+  Report report_;
   std::int64_t image_size_;  // the square size warm-up runs at
   std::unique_ptr<std::mutex> run_mutex_;
+};
+
+/// What every compiled engine does, whatever its level and backend: the one virtual seam behind AnyEngine.
+class EngineInterface {
+ public:
+  virtual ~EngineInterface() = default;
+  virtual Tensor run(const TensorView& images) = 0;
+  virtual const Report& report() const = 0;
+  virtual const CompileOptions& options() const = 0;
+  virtual std::int64_t image_size() const = 0;
+  virtual Tensor input_buffer(int batch) const = 0;
+};
+
+/// An engine of known type behind EngineInterface.
+template <class E>
+class EngineAdapter final : public EngineInterface {
+ public:
+  explicit EngineAdapter(E engine) : engine_(std::move(engine)) {}
+  Tensor run(const TensorView& images) override { return engine_.run(images); }
+  const Report& report() const override { return engine_.report(); }
+  const CompileOptions& options() const override { return engine_.options(); }
+  std::int64_t image_size() const override { return engine_.image_size(); }
+  Tensor input_buffer(int batch) const override { return engine_.input_buffer(batch); }
+  E& engine() { return engine_; }
+
+ private:
+  E engine_;
+};
+
+}  // namespace runtime
+
+/// The engine compile<Level, B>() returns for a CPU backend: its executor and network inline, no virtual call.
+template <PolicyBundle Level, backend::Backend B>
+class Engine : public runtime::EngineImpl<Level, B> {
+ public:
+  explicit Engine(runtime::EngineImpl<Level, B>&& impl) : runtime::EngineImpl<Level, B>(std::move(impl)) {}
+};
+
+/// Any compiled engine, its level and backend erased: what a program that picks them at run time holds
+/// (`visopt::with_level_and_backend(...)` returning one), and what a CUDA engine is in plain C++.
+/// run(), report(), options() and image_size() behave as Engine's; calling them on an empty AnyEngine
+/// (default-constructed or moved from) throws visopt::Error.
+class AnyEngine {
+ public:
+  AnyEngine() = default;
+  explicit AnyEngine(std::unique_ptr<runtime::EngineInterface> impl) : impl_(std::move(impl)) {}
+  /// Takes over a compiled engine of any level and backend.
+  template <PolicyBundle Level, backend::Backend B>
+  AnyEngine(Engine<Level, B>&& engine)  // NOLINT(google-explicit-constructor): an engine is an AnyEngine
+      : AnyEngine(take(std::move(engine))) {}
+
+  Tensor run(const TensorView& images) { return held().run(images); }
+  const runtime::Report& report() const { return held().report(); }
+  const runtime::CompileOptions& options() const { return held().options(); }
+  std::int64_t image_size() const { return held().image_size(); }
+  Tensor input_buffer(int batch) const { return held().input_buffer(batch); }
+  explicit operator bool() const { return impl_ != nullptr; }
+  /// The engine behind the handle (backend::cuda::executor_of reaches a CUDA engine's executor through it).
+  runtime::EngineInterface& implementation() { return held(); }
+
+ private:
+  template <PolicyBundle Level, backend::Backend B>
+  static std::unique_ptr<runtime::EngineInterface> take(Engine<Level, B>&& engine) {
+    if constexpr (std::derived_from<Engine<Level, B>, AnyEngine>) {
+      return std::move(static_cast<AnyEngine&>(engine).impl_);
+    } else {
+      return std::make_unique<runtime::EngineAdapter<Engine<Level, B>>>(std::move(engine));
+    }
+  }
+  runtime::EngineInterface& held() const {
+    require(impl_ != nullptr, "AnyEngine: this handle holds no engine (default-constructed or moved from)");
+    return *impl_;
+  }
+
+  std::unique_ptr<runtime::EngineInterface> impl_;
+};
+
+/// A CUDA engine: a handle on an engine whose code nvcc compiled (visopt/backend/cuda/engines.cuh), so that
+/// plain C++ translation units can compile and run it. Same calls as every Engine; the executor is reached
+/// with backend::cuda::executor_of(engine) in CUDA translation units.
+template <PolicyBundle Level>
+class Engine<Level, backend::Cuda> : public AnyEngine {
+ public:
+  using level = Level;
+  using backend_type = backend::Cuda;
+  explicit Engine(std::unique_ptr<runtime::EngineInterface> impl) : AnyEngine(std::move(impl)) {}
 };
 
 }  // namespace visopt

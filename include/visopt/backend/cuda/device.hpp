@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "../../core/tensor.hpp"
 #include "check.hpp"
 
 namespace visopt::backend::cuda {
@@ -21,6 +22,16 @@ struct DeviceInfo {
                                   " MiB, cuDNN ", cudnn_version, ")");
   }
 };
+
+/// How many GPUs this process can use: 0 where there is no GPU or no driver (never an error).
+inline int visible_gpus() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
 
 /// Checks that GPU `index` exists and the driver can run this build; throws a visopt::Error that says
 /// what to use instead when not.
@@ -53,8 +64,9 @@ inline DeviceInfo require_device(int index) {
   info.multiprocessors = props.multiProcessorCount;
   info.memory_bytes = props.totalGlobalMem;
   info.cudnn_version = cudnnGetVersion();
-  require(info.major >= 7, "cuda: ", info.name, " is compute capability ", info.major, ".", info.minor,
-          "; visopt needs 7.0 or newer");
+  // nvcc 13 builds for sm_75 and newer only.
+  require(info.major * 10 + info.minor >= 75, "cuda: ", info.name, " is compute capability ", info.major, ".", info.minor,
+          "; visopt needs 7.5 (Turing) or newer");
   return info;
 }
 
@@ -72,6 +84,16 @@ inline void device_release(void* p) noexcept { (void)cudaFree(p); }  // quiet at
 inline void install_device_allocator() {
   device_allocator().allocate = &detail::device_allocate;
   device_allocator().release = &detail::device_release;
+}
+
+/// A host f32 (or `dtype`) tensor in page-locked memory, which the GPU copies from at full speed; freed
+/// with cudaFreeHost when its last copy goes.
+inline Tensor pinned_host_tensor(const Shape& shape, DType dtype = DType::f32) {
+  const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
+  void* p = nullptr;
+  VISOPT_CUDA_CHECK(cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocPortable), visopt::detail::concat(bytes, " bytes of page-locked host memory"));
+  std::shared_ptr<void> storage(p, [](void* q) { (void)cudaFreeHost(q); });  // quiet at driver shutdown
+  return Tensor(std::move(storage), TensorView(p, dtype, shape, Device::cpu()));
 }
 
 /// Makes GPU `index` the calling thread's current device for a scope and gives the thread its own back

@@ -2,7 +2,8 @@
 // The CUDA backend's executor: cuDNN convolutions, cuBLASLt GEMMs and our kernels, on one stream.
 // O0 runs fp32 with TF32 off, op by op; O1 folds and fuses and allows TF32; O2 computes in fp16 (bf16
 // when asked) with NHWC activations end to end; O3 also captures the whole forward once per batch
-// size in a CUDA Graph and replays it. Compile this only in .cu translation units (nvcc).
+// size in a CUDA Graph and replays it. Compile this only in .cu translation units (nvcc); plain C++
+// reaches it through backend/cuda/engine.hpp.
 
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "convolution.hpp"
 #include "gemm.hpp"
 #include "graph.hpp"
+#include "kernel_code.hpp"
 #include "kernels/attention.cuh"
 #include "kernels/attention_tensor_core.cuh"
 #include "kernels/elementwise.cuh"
@@ -86,6 +88,7 @@ class Executor {
     }
     if constexpr (captures) report.applied("cuda_graph", "the forward is captured once per batch size and replayed");
     else report.skipped("cuda_graph", "execution=eager launches kernels one by one");
+    note_kernel_code(report);
   }
 
   ~Executor() {
@@ -115,8 +118,18 @@ class Executor {
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
     return {context_.upload(p.weight, DType::f32), context_.upload(p.bias, DType::f32), p.eps};
   }
-  /// One self-attention layer of the model (for complete_report(); attention needs no parameters).
-  void prepare_attention(int /*heads*/) { ++attention_layers_; }
+  /// One self-attention layer of the model (attention needs no parameters). Refuses, inside compile(),
+  /// a program whose tensor-core attention kernel was compiled for an architecture without its instructions.
+  void prepare_attention(int /*heads*/) {
+    if (attention_layers_++ > 0 || !uses_tensor_core_attention()) return;
+    kernels::dispatch_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_same_v<T, float>) {
+        const KernelCode code = kernel_code(kernels::attention_tensor_core_kernel<T>, "attention_tensor_core_kernel", context_.device());
+        require_kernel_code(code, kernels::tc_attention_architecture, "fused tensor-core attention (ViT in fp16/bf16)", context_.device());
+      }
+    });
+  }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
     nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
@@ -282,7 +295,7 @@ class Executor {
       const dim3 simt_grid(static_cast<unsigned>((l + kernels::attention_queries_per_block - 1) / kernels::attention_queries_per_block), bh);
       if constexpr (std::is_same_v<T, float>) {  // fp32 levels: exact fp32 math on CUDA cores
         kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
-      } else if (context_.device().major < 8) {  // no sm_80 tensor-core fragments for this type
+      } else if (!uses_tensor_core_attention()) {  // no sm_80 tensor-core fragments on this GPU
         kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
       } else {
         constexpr std::size_t shared = kernels::tc_attention_shared_bytes<T>();
@@ -333,6 +346,12 @@ class Executor {
     return y;
   }
 
+  /// Host memory for a caller to stage input batches in (Engine::input_buffer): page-locked, so that
+  /// run()'s copy to the GPU runs at the bus's speed rather than through the driver's bounce buffers.
+  Tensor host_buffer(const Shape& shape) const {
+    const DeviceScope on_engine_gpu(device());
+    return pinned_host_tensor(shape);
+  }
   std::size_t activation_bytes() const { return context_.pool().bytes_reserved(); }
   /// Device bytes of the parameters (for report()).
   std::size_t weight_bytes() const { return context_.weight_bytes(); }
@@ -342,6 +361,27 @@ class Executor {
 
  private:
   int device() const { return context_.device().index; }
+  /// Half-precision attention runs on tensor cores where the GPU has sm_80's mma.sync (prepare_attention
+  /// checked that the program holds such code); fp32 levels and older GPUs use the CUDA-core kernel.
+  bool uses_tensor_core_attention() const {
+    return dtype != DType::f32 && architecture_of(context_.device()) >= kernels::tc_attention_architecture;
+  }
+
+  /// Says which code visopt's kernels run: machine code compiled for this GPU, or PTX of an older
+  /// architecture that the driver compiled at load (slower kernels; an error under strict).
+  void note_kernel_code(runtime::Report& report) const {
+    const KernelCode code = kernel_code(kernels::to_float_kernel<float>, "to_float_kernel", context_.device());
+    const int gpu = architecture_of(context_.device());
+    if (code.compiled_for >= gpu) {
+      report.applied("native_kernels", visopt::detail::concat("visopt's kernels run code compiled for sm_", code.compiled_for));
+      return;
+    }
+    const std::string reason = visopt::detail::concat("visopt's kernels were compiled for sm_", code.compiled_for,
+                                                      " and the driver compiles their PTX for this sm_", gpu, " GPU at load; ",
+                                                      rebuild_advice(context_.device()));
+    require(!strict_, "visopt: CompileOptions::strict: ", reason);
+    report.skipped("native_kernels", reason);
+  }
   cudaStream_t stream() const { return context_.stream(); }
   Tensor like(const Tensor& x) { return context_.allocate(x.shape(), dtype, x.view().format()); }
   template <class T> static const T* in(const Tensor& t) { return static_cast<const T*>(t.data()); }

@@ -318,6 +318,8 @@ class Executor {
   }
 
   /// Activation memory reserved so far (the arena block at O3).
+  /// Host memory for a caller to stage input batches in (Engine::input_buffer): plain memory on the CPU.
+  static Tensor host_buffer(const Shape& shape) { return Tensor::empty(shape); }
   std::size_t activation_bytes() const { return memory_.bytes_reserved(); }
   /// Bytes of parameters the engine holds: the fp32 tensors it was given and their packed copies.
   std::size_t weight_bytes() const { return held_.bytes + context_.census().packed_bytes; }

@@ -212,6 +212,8 @@ class Executor {
   }
 
   /// Activation memory reserved so far (for report()).
+  /// Host memory for a caller to stage input batches in (Engine::input_buffer): plain memory on the CPU.
+  static Tensor host_buffer(const Shape& shape) { return Tensor::empty(shape); }
   std::size_t activation_bytes() const { return pool_.bytes_reserved(); }
   /// Bytes of the parameters the engine runs with (for report()).
   std::size_t weight_bytes() const { return held_.bytes; }

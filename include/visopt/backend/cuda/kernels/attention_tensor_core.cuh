@@ -17,6 +17,7 @@
 
 namespace visopt::backend::cuda::kernels {
 
+inline constexpr int tc_attention_architecture = 80;  // mma.sync m16n8k16 for bf16, cp.async, ldmatrix
 inline constexpr int tc_attention_queries = 64;  // per block
 inline constexpr int tc_attention_warps = 4;
 inline constexpr int tc_attention_stages = 2;  // K/V tiles in flight: one computed on, one arriving
@@ -119,7 +120,7 @@ __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* r
 template <class T>
 __global__ void __launch_bounds__(tc_attention_warps * 32)
     attention_tensor_core_kernel(const T* qkv, T* y, int length, int heads, float scale) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800  // mma.sync for bf16 exists from sm_80; the executor checks
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800  // mma.sync for bf16 exists from sm_80; compile() checks the build
   constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tc_row;
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T* q_tile = reinterpret_cast<T*>(shared_raw);
@@ -272,6 +273,8 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
       *reinterpret_cast<std::uint32_t*>(destination + n * 8) = detail::pack2<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // compiled for an architecture without these instructions: fail the launch, never write nothing
 #endif
 }
 
