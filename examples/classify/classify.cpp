@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -82,13 +81,8 @@ std::vector<std::string> levels_to_run(const std::string& level, const std::stri
 }
 
 int run(const Settings& s) {
-  const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path);
-  std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
-  if (!s.random_weights) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
-  const visopt::models::AnyModel model = s.random_weights ? visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed})
-                                                          : visopt::models::model_by_name(s.model, *weights);
-  visopt::require(static_cast<std::size_t>(visopt::models::num_classes_of(model)) == classes.size(), "classify: ", s.model, " has ",
-                  visopt::models::num_classes_of(model), " classes but '", s.classes_path, "' names ", classes.size());
+  const visopt::models::AnyModel model = visopt::models::load_model(s.model, s.random_weights ? "" : s.weights_path, s.seed);
+  const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path, visopt::models::num_classes_of(model));
   const std::vector<std::filesystem::path> files = image_files(s.inputs);
   const std::string backend = s.backend.empty() ? visopt::fastest_backend_here() : visopt::choose_backend(s.backend);
   const bool resnet = std::holds_alternative<visopt::models::ResNet>(model);

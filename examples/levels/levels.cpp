@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -221,11 +220,8 @@ int run(Settings s) {
   }
   ProgressBar progress(static_cast<int>(configs.size()) + 1);
   progress.stage(0, "building " + s.model + (s.weights_path.empty() ? " with seeded random weights" : " from " + s.weights_path));
-  std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
-  if (!s.weights_path.empty()) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
   const bool vit = s.model.starts_with("vit");
-  const Model model = weights ? visopt::models::model_by_name(s.model, *weights)
-                              : visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed}, vit ? s.image_size : 0);
+  const Model model = visopt::models::load_model(s.model, s.weights_path, s.seed, vit && s.weights_path.empty() ? s.image_size : 0);
   if (vit) s.image_size = std::get<visopt::models::ViT>(model).image_size;  // a ViT's weights fix it
   const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, s.image_size);
   const visopt::Tensor accuracy_batch = make_batch(s.accuracy_batch, s.image_size, transform, s.seed + 1);

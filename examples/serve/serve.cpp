@@ -175,7 +175,12 @@ class Batcher {
       }
       const auto rows = static_cast<std::size_t>(*std::lower_bound(sizes_.begin(), sizes_.end(), static_cast<int>(batch.size())));
       auto* staging = static_cast<std::uint8_t*>(staging_.data());
-      for (std::size_t i = 0; i < batch.size(); ++i) std::memcpy(staging + i * image_bytes, batch[i].image.data(), image_bytes);
+      // A few threads copy: a batch of 256 images at 224x224 is 154 MB, some 20 ms for one core.
+      const auto count = static_cast<std::ptrdiff_t>(batch.size());
+#pragma omp parallel for num_threads(8) schedule(static) if (count >= 16)
+      for (std::ptrdiff_t i = 0; i < count; ++i) {
+        std::memcpy(staging + static_cast<std::size_t>(i) * image_bytes, batch[static_cast<std::size_t>(i)].image.data(), image_bytes);
+      }
       std::memset(staging + batch.size() * image_bytes, 0, (rows - batch.size()) * image_bytes);  // padding rows, dropped
       const visopt::Shape shape{static_cast<std::int64_t>(rows), staging_.dim(1), staging_.dim(2), staging_.dim(3)};
       try {
@@ -369,13 +374,8 @@ int main(int argc, char** argv) {
   if (s.once_paths.empty()) stop_signals = block_stop_signals();
 
   try {
-    const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path);
-    std::optional<visopt::io::SafeTensors> weights;  // kept open while the model may refer to it
-    if (!s.random_weights) weights.emplace(visopt::io::SafeTensors::open(s.weights_path));
-    const visopt::models::AnyModel model = s.random_weights ? visopt::models::model_by_name(s.model, visopt::nn::RandomWeights{s.seed})
-                                                            : visopt::models::model_by_name(s.model, *weights);
-    visopt::require(static_cast<std::size_t>(visopt::models::num_classes_of(model)) == classes.size(), "serve: ", s.model, " has ",
-                    visopt::models::num_classes_of(model), " classes but '", s.classes_path, "' names ", classes.size());
+    const visopt::models::AnyModel model = visopt::models::load_model(s.model, s.random_weights ? "" : s.weights_path, s.seed);
+    const std::vector<std::string> classes = visopt::io::load_class_names(s.classes_path, visopt::models::num_classes_of(model));
     return serve(s, model, classes, stop_signals);
   } catch (const std::exception& e) {
     std::fflush(stdout);

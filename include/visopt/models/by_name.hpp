@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "../core/error.hpp"
+#include "../io/safetensors.hpp"
 #include "resnet.hpp"
 #include "vit.hpp"
 
@@ -82,6 +83,15 @@ AnyModel model_by_name(std::string_view name, const Weights& weights, int image_
   const ModelSpec spec = parse_model_name(name);
   if (!spec.vit) return resnet(spec.depth, weights);
   return vit(spec.size, spec.patch, weights, {.image_size = image_size != 0 ? image_size : spec.image_size});
+}
+
+/// The named model with its weights read from the safetensors file `weights_path`, or seeded random
+/// weights (nn::RandomWeights{seed}) when the path is empty: what a program taking --model and --weights
+/// does. The model holds copies of its tensors, so the file is closed again. `image_size` as model_by_name.
+inline AnyModel load_model(std::string_view name, const std::string& weights_path, std::uint64_t seed = 0, int image_size = 0) {
+  if (weights_path.empty()) return model_by_name(name, nn::RandomWeights{seed}, image_size);
+  const io::SafeTensors weights = io::SafeTensors::open(weights_path);
+  return model_by_name(name, weights, image_size);
 }
 
 /// The model's name ("resnet50", "vit_b_16") and its class count, whichever family it is.

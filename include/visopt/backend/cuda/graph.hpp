@@ -15,7 +15,6 @@ namespace visopt::backend::cuda {
 namespace detail {
 inline void destroy_graph(cudaGraph_t g) noexcept { (void)cudaGraphDestroy(g); }
 inline void destroy_graph_exec(cudaGraphExec_t g) noexcept { (void)cudaGraphExecDestroy(g); }
-inline void free_pinned(void* p) noexcept { (void)cudaFreeHost(p); }
 }  // namespace detail
 
 class GraphCache {
@@ -32,10 +31,10 @@ class GraphCache {
                                       images.device().is_cpu() ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice, stream));
     VISOPT_CUDA_CHECK(cudaGraphLaunch(entry.exec.get(), stream));
     if (images.device().is_cpu()) {
-      VISOPT_CUDA_CHECK(cudaMemcpyAsync(entry.pinned.get(), entry.logits.data(), entry.logits.nbytes(), cudaMemcpyDeviceToHost, stream));
+      VISOPT_CUDA_CHECK(cudaMemcpyAsync(entry.pinned.data(), entry.logits.data(), entry.logits.nbytes(), cudaMemcpyDeviceToHost, stream));
       VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream));
       Tensor result = Tensor::empty(entry.logits.shape());
-      std::memcpy(result.data(), entry.pinned.get(), entry.logits.nbytes());
+      std::memcpy(result.data(), entry.pinned.data(), entry.logits.nbytes());
       return result;
     }
     Tensor result = context.results().allocate(entry.logits.shape(), DType::f32);
@@ -47,12 +46,9 @@ class GraphCache {
   int captured() const { return static_cast<int>(entries_.size()); }
 
  private:
-  struct PinnedFree {
-    void operator()(void* p) const noexcept { detail::free_pinned(p); }
-  };
   struct Entry {
     Tensor staged, logits;  // device buffers the graph reads and writes; kept for its lifetime
-    std::unique_ptr<void, PinnedFree> pinned;
+    Tensor pinned;          // page-locked host copy of the logits
     std::unique_ptr<CUgraphExec_st, decltype(&detail::destroy_graph_exec)> exec{nullptr, &detail::destroy_graph_exec};
   };
 
@@ -81,9 +77,7 @@ class GraphCache {
     cudaGraphExec_t exec = nullptr;
     VISOPT_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     entry.exec.reset(exec);
-    void* pinned = nullptr;
-    VISOPT_CUDA_CHECK(cudaMallocHost(&pinned, entry.logits.nbytes()));
-    entry.pinned.reset(pinned);
+    entry.pinned = pinned_host_tensor(entry.logits.shape());
     return entry;
   }
 
