@@ -87,32 +87,47 @@ inline ResampleTaps resample_taps(int in_size, int out_size, Interpolation inter
   return t;
 }
 
+/// PIL's rounding of a resampled value: half up, clamped to 0..255. Written so that compilers vectorise
+/// it (the clamp first, then truncation of a non-negative value is its floor).
 inline std::uint8_t round_to_u8(float value) {
-  return static_cast<std::uint8_t>(std::clamp(std::lround(value), 0L, 255L));
+  const float up = std::min(std::max(value + 0.5f, 0.0f), 255.0f);
+  return static_cast<std::uint8_t>(static_cast<int>(up));
 }
 
-/// One separable pass: resamples `lines` lines of `in_len` RGB pixels each; consecutive pixels of a line
-/// are `step` pixels apart and consecutive lines `line_step` pixels apart, in input and output alike.
-inline void resample_pass(const std::uint8_t* in, std::uint8_t* out, const ResampleTaps& taps, int out_len, int lines,
-                          std::size_t in_line_step, std::size_t out_line_step, std::size_t step) {
-  for (int line = 0; line < lines; ++line) {
-    const std::uint8_t* src = in + static_cast<std::size_t>(line) * in_line_step * 3;
-    std::uint8_t* dst = out + static_cast<std::size_t>(line) * out_line_step * 3;
-    for (int i = 0; i < out_len; ++i) {
-      const float* w = taps.weights.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(taps.taps);
-      const std::uint8_t* p = src + static_cast<std::size_t>(taps.first[static_cast<std::size_t>(i)]) * step * 3;
-      float r = 0.0f, g = 0.0f, b = 0.0f;
-      for (int k = 0; k < taps.count[static_cast<std::size_t>(i)]; ++k, p += step * 3) {
-        r += w[k] * p[0];
-        g += w[k] * p[1];
-        b += w[k] * p[2];
-      }
-      std::uint8_t* q = dst + static_cast<std::size_t>(i) * step * 3;
-      q[0] = round_to_u8(r);
-      q[1] = round_to_u8(g);
-      q[2] = round_to_u8(b);
+/// out[c] = round(sum_k w[k] · in[k·stride + c]) for the `count` taps of one output pixel, c < 3.
+inline void resample_pixel(const std::uint8_t* in, std::size_t stride, const float* w, int count, std::uint8_t* out) {
+  float r = 0.0f, g = 0.0f, b = 0.0f;
+  for (int k = 0; k < count; ++k, in += stride) {
+    r += w[k] * in[0];
+    g += w[k] * in[1];
+    b += w[k] * in[2];
+  }
+  out[0] = round_to_u8(r);
+  out[1] = round_to_u8(g);
+  out[2] = round_to_u8(b);
+}
+
+/// Rows [row_lo, row_hi) of `image` resampled horizontally to `width` columns, of which only [x0, x0 + w)
+/// are kept: w·3 bytes a row.
+inline std::vector<std::uint8_t> resample_rows(const Image& image, int width, int x0, int w, int row_lo, int row_hi,
+                                               Interpolation interpolation) {
+  const auto row_bytes = static_cast<std::size_t>(w) * 3;
+  std::vector<std::uint8_t> out(row_bytes * static_cast<std::size_t>(row_hi - row_lo));
+  const auto in_row = [&](int y) { return image.rgb.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) * 3; };
+  if (width == image.width) {  // no horizontal resampling: the window's columns as they are
+    for (int y = row_lo; y < row_hi; ++y) std::memcpy(&out[static_cast<std::size_t>(y - row_lo) * row_bytes], in_row(y) + static_cast<std::size_t>(x0) * 3, row_bytes);
+    return out;
+  }
+  const ResampleTaps taps = resample_taps(image.width, width, interpolation);
+  for (int y = row_lo; y < row_hi; ++y) {
+    std::uint8_t* dst = &out[static_cast<std::size_t>(y - row_lo) * row_bytes];
+    for (int x = x0; x < x0 + w; ++x) {
+      const auto i = static_cast<std::size_t>(x);
+      resample_pixel(in_row(y) + static_cast<std::size_t>(taps.first[i]) * 3, 3, taps.weights.data() + i * static_cast<std::size_t>(taps.taps),
+                     taps.count[i], dst + static_cast<std::size_t>(x - x0) * 3);
     }
   }
+  return out;
 }
 
 /// Python's round() of x.5 values (ties to even), which torchvision's CenterCrop uses for its offset.
@@ -124,37 +139,56 @@ inline int centre_offset(int size, int crop) {
 
 }  // namespace detail
 
-/// Resizes to width x height, antialiased when shrinking, with PIL's BILINEAR (a triangle) or BICUBIC
-/// filter; each separable pass rounds (and clamps) to 8 bits as PIL does, so a constant image stays
-/// exactly constant.
-inline Image resize_image(const Image& image, int width, int height, Interpolation interpolation = Interpolation::bilinear) {
+/// The window [x0, x0 + w) x [y0, y0 + h) of `image` resized to width x height (PIL's separable resampling:
+/// horizontal pass, rounded to 8 bits, then vertical, as resize_image), computing only that window's
+/// pixels: a centre crop costs only the pixels it keeps. Rows of the vertical pass are done a whole row
+/// at a time, so memory is read in order.
+inline Image resize_window(const Image& image, int width, int height, int x0, int y0, int w, int h,
+                           Interpolation interpolation = Interpolation::bilinear) {
   require(image.width > 0 && image.height > 0 &&
               image.rgb.size() == static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height) * 3,
           "io: resize_image: image of ", image.width, "x", image.height, " has ", image.rgb.size(),
           " bytes, expected width*height*3");
   require(width > 0 && height > 0, "io: resize_image: target size ", width, "x", height, " is not positive");
-  const auto pixels = [](int w, int h) { return static_cast<std::size_t>(w) * static_cast<std::size_t>(h) * 3; };
-
-  Image horizontal;  // image.height rows of `width` pixels
-  if (width == image.width) {
-    horizontal = image;
-  } else {
-    horizontal.width = width;
-    horizontal.height = image.height;
-    horizontal.rgb.resize(pixels(width, image.height));
-    detail::resample_pass(image.rgb.data(), horizontal.rgb.data(), detail::resample_taps(image.width, width, interpolation), width,
-                          image.height, static_cast<std::size_t>(image.width), static_cast<std::size_t>(width), 1);
-  }
-  if (height == image.height) return horizontal;
-
+  require(x0 >= 0 && y0 >= 0 && w > 0 && h > 0 && x0 + w <= width && y0 + h <= height, "io: resize_image: window ", w, "x", h,
+          " at (", x0, ",", y0, ") does not fit in ", width, "x", height);
   Image out;
-  out.width = width;
-  out.height = height;
-  out.rgb.resize(pixels(width, height));
-  // Vertical pass: a "line" is a column, its pixels `width` apart; columns are one pixel apart.
-  detail::resample_pass(horizontal.rgb.data(), out.rgb.data(), detail::resample_taps(image.height, height, interpolation), height,
-                        width, 1, 1, static_cast<std::size_t>(width));
+  out.width = w;
+  out.height = h;
+  const auto row_bytes = static_cast<std::size_t>(w) * 3;
+  if (height == image.height) {
+    out.rgb = detail::resample_rows(image, width, x0, w, y0, y0 + h, interpolation);
+    return out;
+  }
+  const detail::ResampleTaps taps = detail::resample_taps(image.height, height, interpolation);
+  int row_lo = image.height, row_hi = 0;  // the input rows the window's output rows read
+  for (int y = y0; y < y0 + h; ++y) {
+    row_lo = std::min(row_lo, taps.first[static_cast<std::size_t>(y)]);
+    row_hi = std::max(row_hi, taps.first[static_cast<std::size_t>(y)] + taps.count[static_cast<std::size_t>(y)]);
+  }
+  const std::vector<std::uint8_t> rows = detail::resample_rows(image, width, x0, w, row_lo, row_hi, interpolation);
+  out.rgb.resize(row_bytes * static_cast<std::size_t>(h));
+  std::vector<float> sum(row_bytes);
+  for (int y = y0; y < y0 + h; ++y) {
+    const auto i = static_cast<std::size_t>(y);
+    const float* weights = taps.weights.data() + i * static_cast<std::size_t>(taps.taps);
+    std::fill(sum.begin(), sum.end(), 0.0f);
+    for (int k = 0; k < taps.count[i]; ++k) {  // the same sum, in the same order, as resample_pixel's, a row at a time
+      const std::uint8_t* src = &rows[static_cast<std::size_t>(taps.first[i] + k - row_lo) * row_bytes];
+      const float weight = weights[k];
+      for (std::size_t b = 0; b < row_bytes; ++b) sum[b] += weight * src[b];
+    }
+    std::uint8_t* dst = &out.rgb[static_cast<std::size_t>(y - y0) * row_bytes];
+    for (std::size_t b = 0; b < row_bytes; ++b) dst[b] = detail::round_to_u8(sum[b]);
+  }
   return out;
+}
+
+/// Resizes to width x height, antialiased when shrinking, with PIL's BILINEAR (a triangle) or BICUBIC
+/// filter; each separable pass rounds (and clamps) to 8 bits as PIL does, so a constant image stays
+/// exactly constant.
+inline Image resize_image(const Image& image, int width, int height, Interpolation interpolation = Interpolation::bilinear) {
+  return resize_window(image, width, height, 0, 0, width, height, interpolation);
 }
 
 /// An evaluation transform: Resize(resize, interpolation), CenterCrop(crop), ToTensor, Normalize(mean, std).
@@ -224,25 +258,20 @@ inline Tensor preprocess(const Image& image, const Preprocess& options = {}) {
     require(options.std[static_cast<std::size_t>(c)] != 0.0f, "io: preprocess: std[", c, "] is zero");
   }
   const PreprocessGeometry geometry = preprocess_geometry(image, options);
-  const int resized_width = geometry.resized_width;
-  const Image resized = resize_image(image, resized_width, geometry.resized_height, options.interpolation);
-
-  const int top = geometry.top;
-  const int left = geometry.left;
   const int crop = options.crop;
+  const Image cropped = resize_window(image, geometry.resized_width, geometry.resized_height, geometry.left, geometry.top, crop,
+                                      crop, options.interpolation);
+  // Each channel's 256 possible outputs, computed with torchvision's formula in its order, then looked up.
+  std::array<std::array<float, 256>, 3> normalised{};
+  for (std::size_t c = 0; c < 3; ++c) {
+    for (int v = 0; v < 256; ++v) normalised[c][static_cast<std::size_t>(v)] = (static_cast<float>(v) / 255.0f - options.mean[c]) / options.std[c];
+  }
   Tensor out = Tensor::empty(Shape{3, crop, crop});
   float* dst = out.data_as<float>();
-  const auto row_pixels = static_cast<std::size_t>(resized_width);
+  const auto pixels = static_cast<std::size_t>(crop) * static_cast<std::size_t>(crop);
   for (std::size_t c = 0; c < 3; ++c) {
-    const float mean = options.mean[c];
-    const float std_dev = options.std[c];
-    for (int y = 0; y < crop; ++y) {
-      const std::size_t first_pixel = static_cast<std::size_t>(top + y) * row_pixels + static_cast<std::size_t>(left);
-      const std::uint8_t* channel = resized.rgb.data() + first_pixel * 3 + c;
-      for (std::size_t x = 0; x < static_cast<std::size_t>(crop); ++x) {
-        *dst++ = (static_cast<float>(channel[x * 3]) / 255.0f - mean) / std_dev;
-      }
-    }
+    const std::uint8_t* channel = cropped.rgb.data() + c;
+    for (std::size_t i = 0; i < pixels; ++i) *dst++ = normalised[c][channel[i * 3]];
   }
   return out;
 }
