@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: builds the CUDA test binary, makes the oracle fixtures with that machine's torch,
-# and runs every gpu-labelled test. Extra CMake arguments come from VISOPT_CMAKE_ARGS.
+# and runs every gpu-labelled test: the model and runtime tests, and the two consumer projects
+# (tests/consumer_cuda through find_package, tests/consumer_subdirectory built for sm_75), which ctest
+# builds first. Extra CMake arguments come from VISOPT_CMAKE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${VISOPT_GPU_BUILD:-build-gpu}
