@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_safetensors fuzz_image fuzz_image_libjpeg)
+((${#targets[@]})) || targets=(fuzz_safetensors fuzz_image)
 build=${VISOPT_FUZZ_BUILD:-build-fuzz}
 
 cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 > /dev/null
@@ -17,7 +17,6 @@ cmake --build "$build" -j2 --target "${targets[@]}"
 
 for target in "${targets[@]}"; do
   seeds=tests/fuzz/corpus/${target#fuzz_}
-  seeds=${seeds%_libjpeg}  # both image decoders start from the image seeds
   work=$build/corpus/$target
   findings=$build/findings/$target
   mkdir -p "$work" "$findings"

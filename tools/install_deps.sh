@@ -7,8 +7,8 @@ packages=(
   libeigen3-dev nlohmann-json3-dev     # core headers: Eigen (reference backend), JSON (safetensors, reports)
   libdnnl-dev                          # oneDNN CPU backend (optional: the build skips it when absent)
   ocl-icd-opencl-dev                   # Debian's oneDNN CMake config requires OpenCL (only a Recommends of libdnnl-dev)
-  libstb-dev libcli11-dev              # examples: image loading, command lines
-  libjpeg-dev libpng-dev               # image loading where stb is missing (the GPU machine); its tests run here too
+  libjpeg-dev libpng-dev libstb-dev    # image loading: JPEG (libjpeg-turbo), PNG (libpng), BMP and GIF (stb_image)
+  libcli11-dev                         # examples: command lines
   python3-matplotlib                   # examples/levels' chart (tools/plot_levels.py)
   catch2                               # tests
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits

@@ -6,11 +6,10 @@
 #include <cstdint>
 #include <span>
 
-// fuzz_image decodes with stb_image; fuzz_image_libjpeg (the same file, VISOPT_IMAGE_LIBJPEG) with
-// libjpeg and libpng, whose errors come back by longjmp through visopt's wrappers.
-#if !defined(VISOPT_IMAGE_LIBJPEG)
+// JPEG and PNG go to libjpeg and libpng (whose errors come back by longjmp through visopt's wrappers),
+// BMP and GIF to stb_image: every decoder visopt has.
+#define VISOPT_IMAGE_STB
 #define VISOPT_STB_IMPLEMENTATION
-#endif
 #include <visopt/io/image.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,21 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
   return ~crc;
 }
 
+/// A PNG of `channels` (1: grey, 3: RGB, 4: RGBA) bytes a pixel, written by libpng, in memory.
+std::vector<std::uint8_t> encode_png(int width, int height, int channels, const std::vector<std::uint8_t>& pixels) {
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(width);
+  image.height = static_cast<png_uint_32>(height);
+  image.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
+  png_alloc_size_t size = 0;
+  REQUIRE(png_image_write_to_memory(&image, nullptr, &size, 0, pixels.data(), 0, nullptr) != 0);
+  std::vector<std::uint8_t> out(size);
+  REQUIRE(png_image_write_to_memory(&image, out.data(), &size, 0, pixels.data(), 0, nullptr) != 0);
+  out.resize(size);
+  return out;
+}
+
 /// A PNG signature and a valid IHDR chunk (8-bit RGB) claiming width x height; no pixel data follows.
 std::vector<std::uint8_t> png_header(std::uint32_t width, std::uint32_t height) {
   std::vector<std::uint8_t> png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -156,15 +172,14 @@ fs::path bundled_data_dir() {
 
 }  // namespace
 
-TEST_CASE("a PNG written by stb_image_write reads back pixel for pixel", "[image]") {
+TEST_CASE("a PNG written by libpng reads back pixel for pixel", "[image]") {
   TempDir dir;
   const Image original = make_image(
       7, 5, [](int x, int y) { return static_cast<std::uint8_t>(x * 30 + y); },
       [](int x, int y) { return static_cast<std::uint8_t>(255 - y * 40 - x); },
       [](int x, int y) { return static_cast<std::uint8_t>((x * y * 17) % 256); });
   const fs::path file = dir.path / "colour.png";
-  REQUIRE(stbi_write_png(file.string().c_str(), original.width, original.height, 3, original.rgb.data(),
-                         original.width * 3) != 0);
+  write_bytes(file, encode_png(original.width, original.height, 3, original.rgb));
 
   const Image loaded = visopt::io::load_image(file);
   CHECK(loaded.width == 7);
@@ -175,8 +190,8 @@ TEST_CASE("a PNG written by stb_image_write reads back pixel for pixel", "[image
   const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(visopt::io::load_image_from_memory(bytes).rgb == original.rgb);
 
-  // A zero-length IDAT chunk before the data (valid PNG; it made stb_image call memcpy with a null
-  // buffer, undefined behaviour found by tests/fuzz/fuzz_image): left out before decoding, same pixels.
+  // A zero-length IDAT chunk before the data (valid PNG; it made stb_image, visopt's PNG decoder until
+  // 2026-12, call memcpy with a null buffer, found by tests/fuzz/fuzz_image): left out before decoding.
   std::vector<std::uint8_t> empty_data{0, 0, 0, 0};
   const std::size_t type = empty_data.size();
   empty_data.insert(empty_data.end(), {'I', 'D', 'A', 'T'});
@@ -208,7 +223,7 @@ TEST_CASE("grey and top-down BMP images load as RGB in row order", "[image]") {
   TempDir dir;
   const std::vector<std::uint8_t> grey{0, 50, 100, 150, 200, 250};
   const fs::path file = dir.path / "grey.png";
-  REQUIRE(stbi_write_png(file.string().c_str(), 3, 2, 1, grey.data(), 3) != 0);
+  write_bytes(file, encode_png(3, 2, 1, grey));
   const Image loaded = visopt::io::load_image(file);
   REQUIRE(loaded.rgb.size() == 18);
   for (std::size_t i = 0; i < grey.size(); ++i) {
@@ -218,18 +233,30 @@ TEST_CASE("grey and top-down BMP images load as RGB in row order", "[image]") {
   }
 
   const std::vector<std::uint8_t> rgb{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};  // 3x2
+#if defined(VISOPT_IMAGE_STB)
   for (const std::int32_t height : {2, -2}) {
     const Image image = visopt::io::load_image_from_memory(bmp(3, height, rgb), "tiny.bmp");
     CHECK(image.width == 3);
     CHECK(image.height == 2);
     CHECK(image.rgb == rgb);
   }
+#else
+  VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bmp(3, 2, rgb), "tiny.bmp"),
+                       "BMP and GIF are decoded by stb_image, which this program was built without");
+#endif
 }
 
-TEST_CASE("the bundled sample JPEG and class list load", "[image]") {
+TEST_CASE("the bundled sample JPEG decodes as PIL decodes it, and the class list loads", "[image]") {
   const Image sample = visopt::io::load_image(bundled_data_dir() / "sample.jpg");
-  CHECK(sample.width == 384);
-  CHECK(sample.height == 450);
+  REQUIRE(sample.width == 384);
+  REQUIRE(sample.height == 450);
+  // PIL 9.4 (the same libjpeg-turbo): Image.open('sample.jpg').convert('RGB').tobytes(): its byte sum, the
+  // first two and the last two pixels. A PyTorch pipeline sees these pixels too.
+  std::uint64_t sum = 0;
+  for (const std::uint8_t v : sample.rgb) sum += v;
+  CHECK(sum == 41687455u);
+  CHECK(std::vector<int>(sample.rgb.begin(), sample.rgb.begin() + 6) == std::vector<int>{22, 24, 81, 28, 30, 89});
+  CHECK(std::vector<int>(sample.rgb.end() - 6, sample.rgb.end()) == std::vector<int>{14, 11, 18, 14, 11, 18});
   const visopt::Tensor x = visopt::io::preprocess(sample);
   CHECK(x.shape() == visopt::Shape{3, 224, 224});
 
@@ -237,6 +264,31 @@ TEST_CASE("the bundled sample JPEG and class list load", "[image]") {
   CHECK(names.front() == "tench");
   CHECK(names[281] == "tabby");
   CHECK(names.back() == "toilet tissue");
+}
+
+TEST_CASE("a CMYK JPEG converts to RGB as PIL converts it", "[image]") {
+  // tests/data/cmyk_40x30.jpg: random C, M, Y and K planes saved by PIL 9.4 (Adobe's inverted CMYK);
+  // Image.open(...).convert('RGB').tobytes(): its byte sum, first two pixels and last pixel.
+  const Image cmyk = visopt::io::load_image(bundled_data_dir().parent_path().parent_path() / "tests" / "data" / "cmyk_40x30.jpg");
+  REQUIRE(cmyk.rgb.size() == 40 * 30 * 3);
+  std::uint64_t sum = 0;
+  for (const std::uint8_t v : cmyk.rgb) sum += v;
+  CHECK(sum == 222441u);
+  CHECK(std::vector<int>(cmyk.rgb.begin(), cmyk.rgb.begin() + 6) == std::vector<int>{165, 122, 54, 60, 15, 66});
+  CHECK(std::vector<int>(cmyk.rgb.end() - 3, cmyk.rgb.end()) == std::vector<int>{49, 40, 6});
+}
+
+TEST_CASE("libpng: grey+alpha and RGBA PNGs load with alpha dropped, not composited", "[image]") {
+  std::vector<std::uint8_t> rgba;
+  for (int i = 0; i < 15; ++i) {
+    for (int c = 0; c < 4; ++c) rgba.push_back(static_cast<std::uint8_t>(i * 11 + c * 60));
+  }
+  const Image a = visopt::io::load_image_from_memory(encode_png(5, 3, 4, rgba), "rgba.png");
+  REQUIRE(a.rgb.size() == 45);
+  for (std::size_t i = 0; i < 15; ++i) {
+    for (std::size_t c = 0; c < 3; ++c) CHECK(a.rgb[i * 3 + c] == rgba[i * 4 + c]);
+  }
+  CHECK(visopt::io::image_decoders.starts_with("libjpeg (JPEG), libpng (PNG)"));
 }
 
 TEST_CASE("resize follows a triangle filter that widens when shrinking", "[image]") {
@@ -372,20 +424,29 @@ TEST_CASE("unreadable images are rejected with the file's name and the reason", 
     segment(no_quantization, 0xda, scan);
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(no_quantization, "no-dqt.jpg"),
                          "'no-dqt.jpg': corrupt JPEG: a scan uses quantization table 0, which no DQT segment before it defines");
-    // A valid header for a small image whose pixel data is missing: accepted by stbi_info, fails to decode.
+    // A valid header for a small image whose pixel data is missing.
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(4, 4), "truncated.png"),
-                         "io: cannot read image 'truncated.png': ");
+                         "io: cannot read image 'truncated.png': corrupt PNG: ");
+    // A JPEG cut in half: libjpeg would fill the rest with grey; PIL and visopt refuse it.
+    std::ifstream in(bundled_data_dir() / "sample.jpg", std::ios::binary);
+    const std::vector<std::uint8_t> jpeg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(std::span<const std::uint8_t>(jpeg.data(), jpeg.size() / 2), "half.jpg"),
+                         "io: cannot read image 'half.jpg': corrupt JPEG: Premature end of JPEG file");
+    std::vector<std::uint8_t> scrambled = jpeg;
+    for (std::size_t i = 20; i < 600; ++i) scrambled[i] = static_cast<std::uint8_t>(i * 7);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(scrambled, "scrambled.jpg"), "'scrambled.jpg': corrupt JPEG");
   }
   SECTION("absurd dimensions, refused from the header alone") {
-    // 60000x60000 RGB is past stb's own 1 GiB limit, so stbi_info itself refuses it and says only
-    // "unknown image type"; the message must still give the claimed size.
+    // The claimed size is read from the header before any decoder sees the file.
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(60000, 60000), "huge.png"),
                          "io: cannot read image 'huge.png': its header claims 60000x60000 pixels; the largest side "
                          "accepted is 16384");
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(jpeg_header(30000, 40000), "huge.jpg"),
                          "'huge.jpg': its header claims 30000x40000 pixels");
+#if defined(VISOPT_IMAGE_STB)
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bmp(60000, 60000, {}), "huge.bmp"),
                          "'huge.bmp': its header claims 60000x60000 pixels; the largest side accepted is 16384");
+#endif
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(20000, 1), "wide.png"),
                          "its header claims 20000x1 pixels; the largest side accepted is 16384");
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(png_header(12000, 12000), "big.png"),

@@ -1,11 +1,10 @@
 #pragma once
-// Image loading: JPEG and PNG (and BMP and GIF with stb_image) decoded into an 8-bit RGB io::Image, after
-// the checks of image_checks.hpp. The transforms that make a model's input from it (torchvision's and
-// timm's) are in io/preprocess.hpp, which this header includes.
-//
-// The decoder is stb_image (Debian's libstb-dev: link libstb, or define VISOPT_STB_IMPLEMENTATION in one
-// translation unit), or, where stb is not installed, libjpeg(-turbo) and libpng: define
-// VISOPT_IMAGE_LIBJPEG and link them. visopt's CMake chooses (docs/getting-started.md, "Images").
+// Image loading: an encoded image into an 8-bit RGB io::Image, after the checks of image_checks.hpp. One
+// decoder a format: JPEG with libjpeg(-turbo) and PNG with libpng (link both: Debian's libjpeg-dev and
+// libpng-dev), BMP and GIF with stb_image where VISOPT_IMAGE_STB is defined (libstb-dev: link libstb, or
+// define VISOPT_STB_IMPLEMENTATION in one translation unit). visopt's CMake sets this up for its own
+// programs (cmake/VisoptImages.cmake). The transforms that make a model's input from an image
+// (torchvision's and timm's) are in io/preprocess.hpp, which this header includes.
 
 #include <climits>
 #include <cstdint>
@@ -21,16 +20,19 @@
 #include "image_checks.hpp"
 #include "preprocess.hpp"
 
-#if defined(VISOPT_IMAGE_LIBJPEG)
 #include "image_decode_libjpeg.hpp"
-#else
+#if defined(VISOPT_IMAGE_STB)
 #include "image_decode_stb.hpp"
 #endif
 
 namespace visopt::io {
 
-/// Which library decodes images in this build: "stb_image", or "libjpeg and libpng".
-inline constexpr std::string_view image_decoder = detail::image_decoder;
+/// The libraries that decode images in this program.
+#if defined(VISOPT_IMAGE_STB)
+inline constexpr std::string_view image_decoders = "libjpeg (JPEG), libpng (PNG), stb_image (BMP, GIF)";
+#else
+inline constexpr std::string_view image_decoders = "libjpeg (JPEG), libpng (PNG)";
+#endif
 
 /// Decodes an encoded image held in memory into 8-bit RGB (grey is replicated, alpha dropped).
 /// Throws visopt::Error naming `name` for empty or corrupt data, and for dimensions over
@@ -44,7 +46,15 @@ inline Image load_image_from_memory(std::span<const std::uint8_t> bytes, std::st
   if (png.repaired) bytes = *png.repaired;
   const detail::HeaderFacts facts = detail::inspect_header(bytes);
   require(facts.defect.empty(), detail::image_error_prefix(name), facts.defect);
-  return detail::decode_image(bytes, name, facts);
+  if (facts.size) detail::require_sane_dimensions(name, facts.size->first, facts.size->second);
+  if (bytes[0] == 0x89) return detail::decode_png(bytes, name);  // inspect_header passed only the four formats
+  if (bytes[0] == 0xff) return detail::decode_jpeg(bytes, name);
+#if defined(VISOPT_IMAGE_STB)
+  return detail::decode_with_stb(bytes, name, facts);
+#else
+  fail(detail::image_error_prefix(name) +
+       "BMP and GIF are decoded by stb_image, which this program was built without (define VISOPT_IMAGE_STB; Debian: libstb-dev)");
+#endif
 }
 
 /// Reads and decodes an image file; same rules and errors as load_image_from_memory, named by the path.

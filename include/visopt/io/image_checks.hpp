@@ -1,8 +1,8 @@
 #pragma once
 // What visopt checks in an encoded image's bytes before a decoder sees them: the size its header claims
 // (refused over io::max_image_side / max_image_pixels before anything is allocated), the formats passed
-// on, and defects that made stb_image misbehave (found by tests/fuzz/fuzz_image). Both decoders of
-// io/image.hpp (stb_image, or libjpeg and libpng) get only bytes these checks passed.
+// on, and defects that made stb_image misbehave (found by tests/fuzz/fuzz_image, when stb decoded JPEG and
+// PNG too). Every decoder of io/image.hpp (libjpeg, libpng, stb_image) gets only bytes these checks passed.
 
 #include <algorithm>
 #include <cstdint>

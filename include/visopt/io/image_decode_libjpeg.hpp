@@ -1,7 +1,8 @@
 #pragma once
-// io/image.hpp's decoder where stb_image is not installed but libjpeg(-turbo) and libpng are (the GPU
-// machine; CMake chooses, docs/getting-started.md): JPEG and PNG. Selected by VISOPT_IMAGE_LIBJPEG;
-// link JPEG::JPEG and PNG::PNG. BMP and GIF need stb_image and are refused with that advice.
+// io/image.hpp's decoders of JPEG (libjpeg-turbo) and PNG (libpng): the libraries PIL decodes with, so a
+// JPEG gives the same pixels here as in a PyTorch pipeline, and well fuzzed ones (stb_image's JPEG and
+// PNG decoders gave tests/fuzz/fuzz_image four bugs to fence off, and a fifth it could not). Link
+// JPEG::JPEG and PNG::PNG (Debian: libjpeg-dev, libpng-dev).
 //
 // libjpeg reports errors by longjmp. Each function that calls into it sets its jump point first and
 // holds no object with a destructor, and everything that outlives a jump lives in JpegDecoder, so a
@@ -22,8 +23,6 @@
 #include "image_checks.hpp"
 
 namespace visopt::io::detail {
-
-inline constexpr std::string_view image_decoder = "libjpeg and libpng";
 
 struct JpegDecoder {
   jpeg_decompress_struct info{};
@@ -89,7 +88,7 @@ inline Image decode_jpeg(std::span<const std::uint8_t> bytes, std::string_view n
   auto d = std::make_unique<JpegDecoder>();
   if (!jpeg_read_header_of(*d, bytes.data(), bytes.size())) fail(image_error_prefix(name) + "corrupt JPEG: " + d->message);
   require_sane_dimensions(name, static_cast<int>(d->info.image_width), static_cast<int>(d->info.image_height));
-  // Grey becomes RGB in libjpeg; CMYK (Adobe's inverted, as PIL and stb_image read it) is converted below.
+  // Grey becomes RGB in libjpeg; CMYK (stored inverted, as Adobe writes it) is converted below, as PIL does.
   const bool cmyk = d->info.jpeg_color_space == JCS_CMYK || d->info.jpeg_color_space == JCS_YCCK;
   d->info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   const int components = cmyk ? 4 : 3;
@@ -106,8 +105,12 @@ inline Image decode_jpeg(std::span<const std::uint8_t> bytes, std::string_view n
   }
   image.rgb.resize(pixels * 3);
   for (std::size_t i = 0; i < pixels; ++i) {
-    const unsigned k = decoded[i * 4 + 3];
-    for (std::size_t c = 0; c < 3; ++c) image.rgb[i * 3 + c] = static_cast<std::uint8_t>((decoded[i * 4 + c] * k + 127) / 255);
+    // PIL's CMYK to RGB, on the inverted values libjpeg hands over: nk - c·nk/255, with nk = 255 - k.
+    const int nk = decoded[i * 4 + 3];
+    for (std::size_t c = 0; c < 3; ++c) {
+      const int scaled = (255 - decoded[i * 4 + c]) * nk + 128;
+      image.rgb[i * 3 + c] = static_cast<std::uint8_t>(nk - (((scaled >> 8) + scaled) >> 8));
+    }
   }
   return image;
 }
@@ -133,15 +136,6 @@ inline Image decode_png(std::span<const std::uint8_t> bytes, std::string_view na
   image.rgb.resize(pixels * 3);
   for (std::size_t i = 0; i < pixels; ++i) std::memcpy(&image.rgb[i * 3], &rgba[i * 4], 3);
   return image;
-}
-
-/// Decodes bytes that passed the checks of image_checks.hpp: JPEG through libjpeg, PNG through libpng.
-inline Image decode_image(std::span<const std::uint8_t> bytes, std::string_view name, const HeaderFacts& facts) {
-  if (facts.size) require_sane_dimensions(name, facts.size->first, facts.size->second);
-  if (bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' && bytes[3] == 'G') return decode_png(bytes, name);
-  if (bytes[0] == 0xff) return decode_jpeg(bytes, name);
-  fail(image_error_prefix(name) +
-       "this build decodes JPEG and PNG only (with libjpeg and libpng); BMP and GIF need stb_image (Debian: libstb-dev)");
 }
 
 }  // namespace visopt::io::detail

@@ -1,7 +1,7 @@
 #pragma once
-// io/image.hpp's decoder where stb_image is installed (Debian: libstb-dev): JPEG, PNG, BMP and GIF.
-// stb_image's implementation is compiled once per program: link Debian's libstb (`-lstb`), or define
-// VISOPT_STB_IMPLEMENTATION in exactly one translation unit before its first visopt include.
+// io/image.hpp's decoder of BMP and GIF, with stb_image (Debian: libstb-dev), where VISOPT_IMAGE_STB is
+// defined. stb_image's implementation is compiled once per program: link Debian's libstb (`-lstb`), or
+// define VISOPT_STB_IMPLEMENTATION in exactly one translation unit before its first visopt include.
 
 #include <climits>
 #include <memory>
@@ -19,20 +19,18 @@
 #elif __has_include(<stb_image.h>)
 #include <stb_image.h>
 #else
-#error "visopt/io/image.hpp decodes with stb_image here: install libstb-dev (Debian), or build with VISOPT_IMAGE_LIBJPEG (libjpeg and libpng)"
+#error "VISOPT_IMAGE_STB: visopt/io/image.hpp decodes BMP and GIF with stb_image: install libstb-dev (Debian), or leave VISOPT_IMAGE_STB undefined"
 #endif
 
 namespace visopt::io::detail {
-
-inline constexpr std::string_view image_decoder = "stb_image";
 
 inline std::string stb_reason() {
   const char* reason = stbi_failure_reason();
   return reason != nullptr ? std::string(reason) : std::string("unknown reason");
 }
 
-/// Decodes bytes that passed the checks of image_checks.hpp (`facts`: what inspect_header found).
-inline Image decode_image(std::span<const std::uint8_t> bytes, std::string_view name, const HeaderFacts& facts) {
+/// Decodes a BMP or GIF that passed the checks of image_checks.hpp (`facts`: what inspect_header found).
+inline Image decode_with_stb(std::span<const std::uint8_t> bytes, std::string_view name, const HeaderFacts& facts) {
   const int length = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels = 0;
   if (stbi_info_from_memory(bytes.data(), length, &width, &height, &channels) == 0) {
