@@ -17,19 +17,19 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 
 MODEL = ["--random-weights", "--seed", "5", "--model", "resnet18", "--image-size", "64", "--level", "O1",
          "--backend", "reference", "--max-batch", "4", "--threads", "2"]
 
 
-def bmp(width, height, rng):
-    """A 24-bit BMP of random pixels (rows bottom-up, each padded to 4 bytes)."""
-    stride = (width * 3 + 3) // 4 * 4
-    pixels = b"".join(bytes(rng.randrange(256) for _ in range(width * 3)) + bytes(stride - width * 3)
-                      for _ in range(height))
-    header = struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
-    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
-    return header + info + pixels
+def png(width, height, rng):
+    """An 8-bit RGB PNG of random pixels (every row with filter type 0), written with zlib alone."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def request(url, data=None, content_type="application/octet-stream"):
@@ -54,9 +54,9 @@ def main():
         paths = [sample]
         for i, (w, h) in enumerate([(64, 64), (100, 37), (31, 80), (257, 129), (13, 7), (90, 90), (40, 200),
                                     (65, 64), (120, 71), (33, 33), (70, 20)]):
-            paths.append(os.path.join(tmp, f"image{i}.bmp"))
+            paths.append(os.path.join(tmp, f"image{i}.png"))
             with open(paths[-1], "wb") as f:
-                f.write(bmp(w, h, rng))
+                f.write(png(w, h, rng))
 
         # Each image alone through the engine, no batcher: the answers the server must give.
         direct = subprocess.run([serve, *MODEL, "--once", *paths], check=True, capture_output=True, text=True)
