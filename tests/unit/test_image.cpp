@@ -1,18 +1,14 @@
-// Image loading, torchvision-style preprocessing, batching and class-name files (visopt/io).
-
-// The one translation unit of visopt_tests that compiles stb_image (and, for writing test PNGs,
-// stb_image_write); every other file that includes visopt/io/image.hpp must not define these.
+// Image loading (JPEG by libjpeg, PNG by libpng, BMP and GIF by stb_image where VISOPT_IMAGE_STB),
+// torchvision-style preprocessing, batching and class-name files (visopt/io). The one translation unit of
+// visopt_tests that compiles stb_image; every other file that includes visopt/io/image.hpp must not.
+#if defined(VISOPT_IMAGE_STB)
 #define VISOPT_STB_IMPLEMENTATION
-#define STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#include <png.h>
+
 #include <visopt/io/class_names.hpp>
 #include <visopt/io/image.hpp>
 #include <visopt/io/top_k.hpp>
-
-#if __has_include(<stb/stb_image_write.h>)
-#include <stb/stb_image_write.h>
-#else
-#include <stb_image_write.h>
-#endif
 
 #include <chrono>
 #include <cmath>
