@@ -155,15 +155,6 @@ inline std::size_t peak_rss_bytes() {
 }
 
 #if VISOPT_BENCH_CUDA
-inline int gpu_count() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();  // no driver or no GPU: not an error for a program that can also run on the CPU
-    return 0;
-  }
-  return count;
-}
-
 /// The GPU's own name ("NVIDIA H100 80GB HBM3"), as torch.cuda.get_device_name() gives it. Does not
 /// throw: it also names the machine of a row that records why a GPU run failed.
 inline std::string gpu_machine_name(int device) {
@@ -185,36 +176,11 @@ inline std::string machine_name(std::string_view backend) {
   return cpu_machine_name();
 }
 
-/// cuda in the CUDA build when a GPU is there, else onednn when it was built, else reference.
-inline std::string default_backend() {
-#if VISOPT_BENCH_CUDA
-  if (gpu_count() > 0) return std::string(backend::Cuda::name);
-#endif
-  if constexpr (backend::OneDnn::available) return std::string(backend::OneDnn::name);
-  return std::string(backend::Reference::name);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Models and their arithmetic
 // ---------------------------------------------------------------------------------------------
 
-using Model = std::variant<models::ResNet, models::ViT>;
-
-/// Builds a model by name with seeded random weights for square images of `image_size`.
-inline Model build_model(const std::string& name, int image_size, std::uint64_t seed) {
-  const nn::RandomWeights weights{seed};
-  if (name.rfind("resnet", 0) == 0) return models::resnet(std::stoi(name.substr(6)), weights);
-  // vit_<size>_<patch>
-  const auto second = name.find('_', 4);
-  require(name.rfind("vit_", 0) == 0 && second != std::string::npos, "unknown model '", name, "'");
-  const std::string size = name.substr(4, second - 4);
-  const int patch = std::stoi(name.substr(second + 1));
-  const models::ViTSize vit_size = size == "ti" ? models::ViTSize::tiny
-                                   : size == "s" ? models::ViTSize::small
-                                   : size == "b" ? models::ViTSize::base
-                                                 : models::ViTSize::large;
-  return models::vit(vit_size, patch, weights, {.image_size = image_size});
-}
+using Model = models::AnyModel;
 
 // ---------------------------------------------------------------------------------------------
 // Instruments: where the input lives, how one run is timed and memory measured, per backend
@@ -625,20 +591,11 @@ class JsonLines {
 // The run
 // ---------------------------------------------------------------------------------------------
 
-/// Whether `backend` can run `level` (O2 on the reference backend cannot), decided by the dispatch.
-inline bool backend_runs(const std::string& level, const std::string& backend) {
-  return with_level(level, [&](auto level_tag) {
-    return with_backend(backend, [&](auto backend_tag) {
-      return decltype(backend_tag)::template supports<decltype(level_tag)>;
-    });
-  });
-}
-
 inline int run(Settings settings) {
-  if (settings.backend.empty()) settings.backend = default_backend();
+  if (settings.backend.empty()) settings.backend = fastest_backend_here();
   if (settings.levels.empty()) {
     for (const char* level : {"O0", "O1", "O2", "O3"}) {
-      if (backend_runs(level, settings.backend)) settings.levels.emplace_back(level);
+      if (level_runs_on(level, settings.backend)) settings.levels.emplace_back(level);
     }
   }
   // Unknown names, and a level the backend cannot run, fail here with the dispatch's message, before any work.
@@ -686,7 +643,7 @@ inline int run(Settings settings) {
     std::string build_error;  // a model that cannot be built (a ViT at a size that is no multiple of its patch) fails its rows
     double flops = 0;
     try {
-      model = build_model(name, settings.image_size, settings.seed);
+      model = models::model_by_name(name, nn::RandomWeights{settings.seed}, settings.image_size);  // a ResNet takes any size
       flops = 2.0 * static_cast<double>(
                         std::visit([&](const auto& m) { return models::multiply_adds(m, settings.image_size); }, *model));
     } catch (const std::exception& e) {
@@ -763,7 +720,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (print_machine) {
-      std::cout << visopt::bench::machine_name(settings.backend.empty() ? visopt::bench::default_backend() : settings.backend)
+      std::cout << visopt::bench::machine_name(settings.backend.empty() ? visopt::fastest_backend_here() : settings.backend)
                 << '\n';
       return 0;
     }

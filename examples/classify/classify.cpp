@@ -72,10 +72,7 @@ std::vector<std::string> levels_to_run(const std::string& level, const std::stri
   if (level != "all") return {visopt::choose_level(level)};
   std::vector<std::string> levels;
   for (const std::string_view name : {"O0", "O1", "O2", "O3"}) {
-    const bool runs = visopt::with_level(name, [&](auto level_tag) {
-      return visopt::with_backend(backend, [](auto backend_tag) { return decltype(backend_tag)::template supports<decltype(level_tag)>; });
-    });
-    if (runs) levels.emplace_back(name);
+    if (visopt::level_runs_on(name, backend)) levels.emplace_back(name);
   }
   return levels;
 }
@@ -96,8 +93,9 @@ int run(const Settings& s) {
   images.reserve(files.size());
   for (const auto& file : files) images.push_back(visopt::io::load_image(file));
 
+  const std::vector<std::string> levels = levels_to_run(s.level, backend);
   std::vector<visopt::runtime::Result> reference;  // the first level's answers, which later levels are compared with
-  for (const std::string& level : levels_to_run(s.level, backend)) {
+  for (const std::string& level : levels) {
     visopt::AnyEngine engine = visopt::compile_any(model, level, backend, {.max_batch = batch, .image_size = resnet ? s.image_size : 0});
     const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, static_cast<int>(engine.image_size()));
     visopt::runtime::BatchProcessor processor(engine, visopt::runtime::batch_options_for(transform));
@@ -131,7 +129,7 @@ int run(const Settings& s) {
       agree += std::max_element(a, a + n) - a == std::max_element(b, b + n) - b ? 1 : 0;
     }
     std::printf("%s vs %s: top-1 agrees on %d of %zu image(s), max |logit difference| / max |logit| = %.3g\n", level.c_str(),
-                levels_to_run(s.level, backend).front().c_str(), agree, results.size(), scale > 0 ? difference / scale : difference);
+                levels.front().c_str(), agree, results.size(), scale > 0 ? difference / scale : difference);
   }
   return 0;
 }

@@ -212,10 +212,7 @@ int run(Settings s) {
   std::vector<std::pair<std::string, std::string>> configs{{"O0", "reference"}};
   for (const auto& b : s.backends) {
     for (const auto& l : s.levels) {
-      const bool runs = visopt::with_level(l, [&](auto level) {
-        return visopt::with_backend(b, [&](auto backend) { return decltype(backend)::template supports<decltype(level)>; });
-      });
-      if (runs && !(b == "reference" && l == "O0")) configs.emplace_back(l, b);
+      if (visopt::level_runs_on(l, b) && !(b == "reference" && l == "O0")) configs.emplace_back(l, b);
     }
   }
   ProgressBar progress(static_cast<int>(configs.size()) + 1);

@@ -130,11 +130,19 @@ inline std::string choose_backend(std::string_view given, std::string_view fallb
 
 namespace visopt {
 
+/// Whether the named backend runs the named level (O2 on the reference backend does not); names that
+/// are no level or backend built here are a visopt::Error listing the valid ones.
+inline bool level_runs_on(std::string_view level, std::string_view backend_name) {
+  return with_level(level, [&](auto level_tag) {
+    return with_backend(backend_name, [](auto backend_tag) {
+      return decltype(backend_tag)::template supports<decltype(level_tag)>;
+    });
+  });
+}
+
 /// The highest level the named backend runs: O3 on onednn and cuda, O1 on the reference backend.
 inline std::string fastest_level_for(std::string_view backend_name) {
-  return with_backend(backend_name, [](auto backend_tag) {
-    return std::string(decltype(backend_tag)::template supports<O3> ? O3::name : O1::name);
-  });
+  return std::string(level_runs_on(O3::name, backend_name) ? O3::name : O1::name);
 }
 
 /// Compiles `model` (a models::ResNet, models::ViT or models::AnyModel) at a level and on a backend named
