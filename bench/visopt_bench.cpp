@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -58,10 +59,6 @@ namespace visopt::bench {
 // Settings and results
 // ---------------------------------------------------------------------------------------------
 
-inline const std::vector<std::string> model_names = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                                                     "vit_ti_16", "vit_s_16", "vit_s_32", "vit_b_16", "vit_b_32",
-                                                     "vit_l_16", "vit_l_32"};
-
 struct Settings {
   std::vector<std::string> models, levels;
   std::string backend;
@@ -70,6 +67,8 @@ struct Settings {
   std::uint64_t seed = 0;
   std::string json_path, tag;
   bool quick = false, ceiling = false;
+  bool fresh_cache = false;  // compile each configuration with an empty algorithm cache: compile_ms is a cold compile
+  bool plan_load = false;    // also save each engine's plan and time visopt::load from it (plan_load_ms)
 };
 
 using runtime::Latency;  // milliseconds here
@@ -80,6 +79,7 @@ struct Result {
   int batch = 0, image_size = 0, iterations = 0, warmup = 0;
   Latency latency;
   double throughput = 0, gflops = 0, compile_ms = 0, flops_per_image = 0;
+  std::optional<double> plan_load_ms;  // visopt::load from the engine's saved plan, with an empty algorithm cache
   std::size_t peak_memory_bytes = 0, baseline_memory_bytes = 0;  // baseline: what the process held before (CPU)
   std::size_t weight_bytes = 0, activation_bytes = 0, workspace_bytes = 0;
   std::string timer, memory_method, error;
@@ -335,6 +335,16 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   options.max_batch = batch;
   options.num_threads = settings.threads;
   options.image_size = settings.image_size;
+  // An empty cache directory of this configuration's own: nothing measured before is reused.
+  const auto empty_cache = [&](const char* what) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("visopt_bench_" + std::string(what) + "_" + std::to_string(::getpid()) + "_" + model.name + "_" +
+                      std::string(Level::name) + "_" + std::to_string(batch));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  };
+  if (settings.fresh_cache) options.cache_dir = empty_cache("cold").string();
   Instruments<B> instruments(*runtime::resolve(options).device);  // VISOPT_DEVICE applies unless set  // the memory baseline comes before compile()
   auto engine = visopt::compile<Level, B>(model, options);
   const Tensor input = instruments.place(random_tensor({batch, 3, settings.image_size, settings.image_size},
@@ -367,6 +377,20 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   r.memory_method = instruments.memory_description();
   for (const auto& o : report.optimizations) {
     if (o.applied) r.optimizations.push_back(o.name);
+  }
+  if (settings.plan_load) {
+    progress.stage("saving and loading the plan of " + label + "…");
+    const auto dir = empty_cache("plan");
+    const std::string plan = (dir / "engine.plan").string();
+    engine.save(plan);
+    runtime::CompileOptions load_options = options;
+    load_options.cache_dir = dir.string();  // empty: only the plan can spare the search
+    const auto started = std::chrono::steady_clock::now();
+    auto loaded = visopt::load<Level, B>(model, plan, load_options);
+    r.plan_load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    require(loaded.report().cache_misses == 0, label, ": loading its plan searched ", loaded.report().cache_misses,
+            " algorithms; a plan must cover every shape the engine was warmed up at");
+    std::filesystem::remove_all(dir);
   }
   return r;
 }
@@ -489,6 +513,8 @@ inline nlohmann::json to_json(const Result& r, const Settings& settings, const s
                    {"peak_memory_bytes", model_row ? nlohmann::json(r.peak_memory_bytes) : nlohmann::json(nullptr)},
                    {"baseline_memory_bytes", r.baseline_memory_bytes},
                    {"compile_ms", model_row ? nlohmann::json(r.compile_ms) : nlohmann::json(nullptr)},
+                   {"plan_load_ms", r.plan_load_ms ? nlohmann::json(*r.plan_load_ms) : nlohmann::json(nullptr)},
+                   {"fresh_cache", settings.fresh_cache},
                    {"iterations", r.iterations},
                    {"warmup", r.warmup},
                    {"flops_per_image", r.flops_per_image},
@@ -691,9 +717,16 @@ int main(int argc, char** argv) {
   Settings settings;
   CLI::App app{"visopt_bench: times visopt engines under the protocol bench/peers.py shares (bench/README.md)"};
   app.option_defaults()->always_capture_default();
-  app.add_option("--model", settings.models, "Models, comma-separated")
+  app.add_option("--model", settings.models, "Models, comma-separated: " + visopt::models::model_names())
       ->delimiter(',')
-      ->check(CLI::IsMember(visopt::bench::model_names));
+      ->check([](const std::string& name) {  // the registry's names; the message lists them
+        try {
+          visopt::models::parse_model_name(name);
+          return std::string();
+        } catch (const visopt::Error& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_option("--level", settings.levels, "Levels, comma-separated (O0,O1,O2,O3); default: all the backend supports")
       ->delimiter(',');
   app.add_option("--backend", settings.backend,
@@ -710,6 +743,10 @@ int main(int argc, char** argv) {
   app.add_option("--tag", settings.tag, "Free text carried in every JSON row (tools/bench.sh: the run's id)");
   app.add_flag("--quick", settings.quick, "Allow fewer than 30 timed runs (a smoke test; rows say quick: true)");
   app.add_flag("--ceiling", settings.ceiling, "Measure the matmul ceiling first (CPU: oneDNN 2048³; GPU: cuBLASLt 8192³)");
+  app.add_flag("--fresh-cache", settings.fresh_cache,
+               "Compile each configuration with an empty algorithm cache, so compile_ms is a cold compile");
+  app.add_flag("--plan-load", settings.plan_load,
+               "Also save each engine's plan and time visopt::load from it with an empty cache (plan_load_ms)");
   bool print_machine = false, print_commit = false;
   app.add_flag("--print-machine", print_machine, "Print the machine name rows are grouped under, and exit");
   app.add_flag("--print-commit", print_commit, "Print the visopt commit this program was built from, and exit");

@@ -71,7 +71,7 @@ function(visopt_add_cuda_engines name)
     endif()
     set(source ${CMAKE_CURRENT_BINARY_DIR}/${name}_engines/level_${index}.cu)
     file(CONFIGURE OUTPUT ${source} CONTENT
-         "// Written by visopt_add_cuda_engines(${name}): the CUDA engines of ${level}, ResNet and ViT.\n#include <visopt/backend/cuda/engines.cuh>\n${includes}\nVISOPT_INSTANTIATE_CUDA_ENGINES(${level});\n")
+         "// Written by visopt_add_cuda_engines(${name}): the CUDA engines of ${level}, ResNet and ViT.\n#include <visopt/runtime/cuda_engines.cuh>\n${includes}\nVISOPT_INSTANTIATE_CUDA_ENGINES(${level});\n")
     list(APPEND sources ${source})
     math(EXPR index "${index} + 1")
   endforeach()

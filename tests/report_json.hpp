@@ -13,6 +13,8 @@ namespace visopt::testing {
 /// Parses the report's JSON text back and checks every field is there with the right type.
 inline nlohmann::json check_report_json(const std::string& text) {
   const nlohmann::json j = nlohmann::json::parse(text);
+  REQUIRE(j.contains("version"));
+  CHECK(j["version"] == 1);  // a change of layout raises it, with docs/levels-and-policies.md
   for (const char* key : {"model", "level", "backend", "device", "policy", "compute_precision"}) {
     INFO(key);
     REQUIRE(j.contains(key));

@@ -28,7 +28,9 @@ SUPPORTED_MODELS = {
     "torchvision": ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                     "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32"],
     "timm": ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
-             "vit_base_patch32_224", "vit_large_patch16_224"],
+             "vit_base_patch32_224", "vit_large_patch16_224",
+             "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
+             "deit_tiny_distilled_patch16_224", "deit_small_distilled_patch16_224", "deit_base_distilled_patch16_224"],
 }
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}

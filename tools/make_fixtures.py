@@ -6,7 +6,9 @@ For each fixture NAME this writes, into --out:
                             (without num_batches_tracked)
   NAME.io.safetensors       "input"  float32 [B, 3, H, W], a seeded N(0, 1) batch
                             "logits" float32 [B, num_classes], the model's output computed in float64
-and for vit_ti16_64 also NAME.timm.safetensors, the same weights under timm names.
+and for vit_ti16_64 also NAME.timm.safetensors, the same weights under timm names. The DeiT fixture
+(a distilled DeiT: distillation token, two heads averaged) has its weights under timm's names only, as
+timm publishes DeiT.
 
 The weights are random but realistic (CONVENTIONS.md, "The oracle and its fixtures"): ResNet
 BatchNorms get non-trivial affine parameters (small gains at the end of residual branches, as in
@@ -48,7 +50,7 @@ HEAD_BIAS_STD = 0.01
 class Fixture:
     name: str
     model: str            # what the metadata calls the architecture
-    family: str           # "resnet" or "vit"
+    family: str           # "resnet", "vit" or "deit" (a distilled DeiT, weights under timm's names)
     image_size: int
     seed: int
     build: object         # () -> torch.nn.Module, called right after torch.manual_seed(seed)
@@ -59,6 +61,31 @@ class Fixture:
 def _vit(image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim):
     return lambda: VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers,
                                      num_heads=num_heads, hidden_dim=hidden_dim, mlp_dim=mlp_dim)
+
+
+class DistilledViT(VisionTransformer):
+    """DeiT's distilled transformer built from torchvision's modules, as timm's VisionTransformerDistilled
+    computes in eval mode: a distillation token after the class token (the position embedding covers
+    both), a second head on it, and the average of the two heads' logits."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dist_token = torch.nn.Parameter(torch.zeros(1, 1, self.hidden_dim))
+        tokens = self.encoder.pos_embedding.shape[1] + 1
+        self.encoder.pos_embedding = torch.nn.Parameter(torch.empty(1, tokens, self.hidden_dim).normal_(std=0.02))
+        self.head_dist = torch.nn.Linear(self.hidden_dim, self.num_classes)
+
+    def forward(self, x):
+        x = self._process_input(x)
+        n = x.shape[0]
+        x = torch.cat([self.class_token.expand(n, -1, -1), self.dist_token.expand(n, -1, -1), x], dim=1)
+        x = self.encoder(x)  # adds the position embedding, runs the blocks, applies the final LayerNorm
+        return (self.heads.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
+
+
+def _deit(image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim):
+    return lambda: DistilledViT(image_size=image_size, patch_size=patch_size, num_layers=num_layers,
+                                num_heads=num_heads, hidden_dim=hidden_dim, mlp_dim=mlp_dim)
 
 
 FIXTURES = {fixture.name: fixture for fixture in [
@@ -73,6 +100,7 @@ FIXTURES = {fixture.name: fixture for fixture in [
     Fixture("vit_b16_224", "vit_b_16", "vit", 224, 1603, torchvision.models.vit_b_16),
     Fixture("vit_s32_64", "vit_s_32", "vit", 64, 3201, _vit(64, 32, 12, 6, 384, 1536)),
     Fixture("vit_l16_64", "vit_l_16", "vit", 64, 1604, _vit(64, 16, 24, 16, 1024, 4096)),
+    Fixture("deit_ti16_64", "deit_ti_16_distilled", "deit", 64, 1606, _deit(64, 16, 12, 3, 192, 768)),
 ]}
 
 
@@ -161,12 +189,19 @@ def calibrate_batch_norms(model, fixture, device):
     model.eval()
 
 
-def classifier_of(model):
-    """The final Linear layer: ResNet's fc, ViT's heads.head."""
-    return model.fc if hasattr(model, "fc") else model.heads.head
+def classifiers_of(model):
+    """The final Linear layers: ResNet's fc, ViT's heads.head, and a distilled DeiT's head_dist too."""
+    if hasattr(model, "fc"):
+        return [model.fc]
+    return [model.heads.head] + ([model.head_dist] if hasattr(model, "head_dist") else [])
 
 
 def calibrate_classifier(model, fixture, device):
+    for head in classifiers_of(model):
+        calibrate_head(model, head, fixture, device)
+
+
+def calibrate_head(model, head, fixture, device):
     """Random head weights scaled so that logits of random images have standard deviation
     LOGIT_STD, and a bias that centres them (plus a little noise).
 
@@ -174,7 +209,6 @@ def calibrate_classifier(model, fixture, device):
     maps, a ViT's class token after many random blocks); with an uncentred head that mean decides
     the top-1 for most images whatever the input, and the top-1 check would test nothing.
     """
-    head = classifier_of(model)
     features = []
     hook = head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0].detach()))
     with torch.no_grad():
@@ -200,6 +234,8 @@ def randomize_vit(model):
                 module.bias.normal_(0.0, 0.1)
         model.class_token.normal_(0.0, 0.02)
         model.encoder.pos_embedding.normal_(0.0, 0.02)
+        if hasattr(model, "dist_token"):
+            model.dist_token.normal_(0.0, 0.02)
 
 
 def build_model(fixture, device):
@@ -306,13 +342,48 @@ def make_fixture(fixture, out_dir, device, force=False):
         statistics.update(torch_reduced_agreement(model, fixture, images, logits, "cuda", "tf32"))
 
     metadata = dict(identity, num_classes=str(logits.shape[1]))
-    write_safetensors(paths["weights"], weights, dict(metadata, names="torchvision"))
+    if fixture.family == "deit":
+        timm_weights = deit_timm_state_dict(weights)
+        statistics.update(check_against_timm(fixture, timm_weights, images, logits))
+        write_safetensors(paths["weights"], timm_weights, dict(metadata, names="timm"))
+    else:
+        write_safetensors(paths["weights"], weights, dict(metadata, names="torchvision"))
     if fixture.timm_copy:
         write_safetensors(paths["timm"], rename_vit_state_dict(weights, "torchvision", "timm"),
                           dict(metadata, names="timm"))
     # The io file last: its presence with matching metadata marks the whole fixture as done.
     write_safetensors(paths["io"], {"input": images, "logits": logits}, dict(metadata, **statistics))
     return True, statistics
+
+
+def check_against_timm(fixture, timm_weights, images, logits):
+    """Where timm is installed, the DeiT recipe is checked against timm's own VisionTransformerDistilled:
+    the same timm-named weights must give the oracle's logits (float64). Returns a statistic for the
+    metadata, or "timm not installed"."""
+    try:
+        import timm
+    except ImportError:
+        return {"timm_check": "timm not installed"}
+    sizes = {192: "tiny", 384: "small", 768: "base"}
+    width = timm_weights["cls_token"].shape[-1]
+    name = f"deit_{sizes[width]}_distilled_patch16_224"
+    model = timm.create_model(name, pretrained=False, img_size=fixture.image_size, num_classes=logits.shape[1])
+    model.load_state_dict(timm_weights)
+    model.eval().double()
+    with torch.no_grad():
+        theirs = model(images.double()).float()
+    r = ((theirs - logits).abs().max() / logits.abs().max()).item()
+    if r > 1e-5:
+        raise SystemExit(f"make_fixtures: {fixture.name}: timm's {name} gives other logits than the recipe (r = {r:.3g})")
+    return {"timm_check": f"{name} (timm {timm.__version__}) r={r:.3g}"}
+
+
+def deit_timm_state_dict(weights):
+    """A DistilledViT's state_dict under timm's names: the ViT part renamed, dist_token and head_dist
+    (which only timm names) kept."""
+    own = {name: tensor for name, tensor in weights.items() if name == "dist_token" or name.startswith("head_dist.")}
+    vit = {name: tensor for name, tensor in weights.items() if name not in own}
+    return dict(rename_vit_state_dict(vit, "torchvision", "timm"), **own)
 
 
 def warn_if_reference_blas():

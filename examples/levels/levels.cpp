@@ -304,7 +304,7 @@ int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"Run one model through O0 -> O3 on every backend here and compare speed and accuracy."};
   app.option_defaults()->always_capture_default();
-  app.add_option("--model", s.model, std::string("model: ") + std::string(visopt::models::model_names));
+  app.add_option("--model", s.model, std::string("model: ") + visopt::models::model_names());
   app.add_option("--weights", s.weights_path, "safetensors file, torchvision or timm names (default: seeded random weights)")
       ->check(CLI::ExistingFile);
   app.add_option("--image-size", s.image_size, "square image size (ViT: a multiple of 16)")->check(CLI::Range(32, 1024));

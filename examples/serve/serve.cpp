@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
   auto* random_flag = source->add_flag("--random-weights", s.random_weights, "a seeded random model; nothing to download");
   source->require_option(1);
   app.add_option("--seed", s.seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
-  app.add_option("--model", s.model, std::string("model: ") + std::string(visopt::models::model_names))->capture_default_str();
+  app.add_option("--model", s.model, std::string("model: ") + visopt::models::model_names())->capture_default_str();
   app.add_option("--level", s.level, "optimisation level O0..O3 (default: the backend's fastest)");
   app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names() + " (default: the fastest here)");
   app.add_option("--image-size", s.image_size, "ResNet input side (a ViT's is fixed by its weights)")

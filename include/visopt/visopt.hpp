@@ -1,7 +1,7 @@
 #pragma once
 // The umbrella header: include this and nothing else. It only includes; backends whose libraries
 // were not found are left out (their tags still exist, so naming one is a clear compile error). CUDA
-// engines are callable from plain C++ (backend/cuda/engine.hpp); under nvcc their code comes too.
+// engines are callable from plain C++ (runtime/cuda_engine.hpp); under nvcc their code comes too.
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/shape.hpp"
@@ -19,9 +19,9 @@
 #include "backend/onednn/executor.hpp"
 #endif
 #if defined(VISOPT_HAS_CUDA) && defined(__CUDACC__)
-#include "backend/cuda/engines.cuh"
+#include "runtime/cuda_engines.cuh"
 #endif
 #include "runtime/compile.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/engine.hpp"
-#include "runtime/report.hpp"
+#include "services/report.hpp"

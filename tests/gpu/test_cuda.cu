@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,10 @@ TEST_CASE("cuda: vit_ti_16 (torchvision and timm names), every level", "[gpu][mo
   const Fixture timm("vit_ti16_64", "vit_ti16_64.timm.safetensors");
   check_level<O3>(models::vit_ti_16(timm.weights), timm, "vit_ti16_64 timm");
 }
+TEST_CASE("cuda: deit_ti_16_distilled (two prefix tokens, two heads), every level", "[gpu][models][deit]") {
+  const Fixture f("deit_ti16_64");
+  check_all_levels(models::deit(models::ViTSize::tiny, 16, f.weights, true), f, "deit_ti16_64");
+}
 TEST_CASE("cuda: vit_s_32 and vit_b_16 at 64x64, every level", "[gpu][models]") {
   const Fixture s("vit_s32_64");
   check_all_levels(models::vit_s_32(s.weights), s, "vit_s32_64");
@@ -163,6 +168,40 @@ TEST_CASE("cuda: run() takes device tensors and returns device logits", "[gpu][g
   REQUIRE(cudaMemcpy(host.data(), device_logits.data(), host.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
   check_agreement<O3>(compare_logits(host, f.logits), "device input");
   CHECK(engine.report().text().find("[applied] fused_attention: 12 attention layer(s)") != std::string::npos);
+}
+
+TEST_CASE("cuda: a saved plan rebuilds resnet50 O3 and vit_b_16 O3 with nothing searched", "[gpu][plan]") {
+  for (const bool vit : {false, true}) {
+    const models::AnyModel any = vit ? models::AnyModel(models::vit_b_16(models::RandomWeights{8}))
+                                     : models::AnyModel(models::resnet50(models::RandomWeights{8}));
+    std::visit([&](const auto& model) {
+      const auto cold_cache = fresh_directory("visopt_plan_cold"), empty_cache = fresh_directory("visopt_plan_empty");
+      const auto plan = (cold_cache / "engine.plan").string();
+      Tensor images = Tensor::empty({4, 3, 224, 224});
+      for (std::int64_t i = 0; i < images.numel(); ++i) images.data_as<float>()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+      const auto started = std::chrono::steady_clock::now();
+      auto engine = compile<O3, backend::Cuda>(model, {.max_batch = 4, .cache_dir = cold_cache.string(), .warmup_batches = {1}});
+      const double cold_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      engine.save(plan);
+      const Tensor expected = engine.run(images);
+
+      const auto loading = std::chrono::steady_clock::now();
+      auto loaded = load<O3, backend::Cuda>(model, plan, {.cache_dir = empty_cache.string()});
+      const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loading).count();
+      std::printf("cuda plan %-9s O3 batch 4 (+1): cold compile %.0f ms (%d searched), load from plan %.0f ms (%d searched)\n",
+                  model.name.c_str(), cold_ms, engine.report().cache_misses, load_ms, loaded.report().cache_misses);
+      CHECK(engine.report().cache_misses > 0);   // the cold compile searched
+      CHECK(loaded.report().cache_misses == 0);  // the load searched nothing
+      CHECK(loaded.report().cache_hits > 0);
+      CHECK(loaded.report().has("saved_plan"));
+      CHECK(loaded.options().max_batch == 4);
+      CHECK(loaded.options().warmup_batches == std::vector<int>{1});
+      CHECK(!std::filesystem::exists(empty_cache / "cuda-algorithms.json"));  // a plan's choices stay in memory
+      CHECK(compare_logits(loaded.run(images), expected).relative_error <= 1e-2);
+      // The plan of O3 is not O2's.
+      VISOPT_REQUIRE_ERROR((load<O2, backend::Cuda>(model, plan)), "level is \"O3\" in the plan, \"O2\" here");
+    }, any);
+  }
 }
 
 TEST_CASE("cuda: the algorithm cache is written, read back, and ignored when corrupt or foreign", "[gpu][cache]") {

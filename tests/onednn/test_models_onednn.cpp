@@ -179,6 +179,13 @@ TEST_CASE("onednn: vit_b_16 at 64x64 matches PyTorch at O0-O3", "[onednn][vit]")
 TEST_CASE("onednn: vit_b_16 at 224x224 matches PyTorch at O0-O3", "[onednn_slow][vit]") {
   check_vit("vit_b16_224.weights.safetensors", models::ViTSize::base, 16, "vit_b16_224");
 }
+TEST_CASE("onednn: deit_ti_16_distilled at 64x64 matches PyTorch at O0-O3", "[onednn][vit][deit]") {
+  const auto model = models::deit(models::ViTSize::tiny, 16, io::SafeTensors::open(fixture("deit_ti16_64.weights.safetensors")), true);
+  const Fixture f = load_fixture("deit_ti16_64.weights", "deit_ti16_64", 0);
+  REQUIRE(model.image_size == f.input.dim(2));
+  check_fp32_levels(f, model);
+  check_half_levels(f, model);
+}
 TEST_CASE("onednn: vit_l_16 at 64x64 matches PyTorch at O0-O3", "[onednn_slow][vit]") {
   check_vit("vit_l16_64.weights.safetensors", models::ViTSize::large, 16, "vit_l16_64");
 }

@@ -1,4 +1,4 @@
-// The on-disk algorithm cache (runtime/algorithm_cache.hpp) on its own, without a GPU: entries round-trip,
+// The on-disk algorithm cache (services/algorithm_cache.hpp) on its own, without a GPU: entries round-trip,
 // and a file written for another GPU or another cuDNN version, or a corrupt one, is ignored with a warning
 // that says why, so no algorithm chosen elsewhere is ever used.
 
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include <visopt/runtime/algorithm_cache.hpp>
+#include <visopt/services/algorithm_cache.hpp>
 
 #include "catch.hpp"
 

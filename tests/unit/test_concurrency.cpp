@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include <visopt/runtime/memory_pool.hpp>
+#include <visopt/services/memory_pool.hpp>
 #include <visopt/visopt.hpp>
 
 #include "catch.hpp"

@@ -6,7 +6,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
-#include <visopt/runtime/algorithm_cache.hpp>
+#include <visopt/services/algorithm_cache.hpp>
 #include <visopt/visopt.hpp>
 
 #include "catch.hpp"

@@ -1,10 +1,10 @@
-// The static activation plan (runtime/memory_plan.hpp): offsets never let two live buffers overlap,
+// The static activation plan (services/memory_plan.hpp): offsets never let two live buffers overlap,
 // a replayed pass reuses its planned memory without allocating, and a pass that differs from its
 // recording is an error.
 
 #include <random>
 
-#include <visopt/runtime/memory_plan.hpp>
+#include <visopt/services/memory_plan.hpp>
 
 #include "catch.hpp"
 

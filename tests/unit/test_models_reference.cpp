@@ -42,6 +42,14 @@ void check_levels(const Model& model, const io::SafeTensors& io, int image_size)
   CHECK(o1.top1 >= visopt::testing::min_top1);
 }
 
+/// Rows [from, to) of a 2-D f32 tensor, copied.
+Tensor rows(const Tensor& t, std::int64_t from, std::int64_t to) {
+  const std::int64_t width = t.dim(1);
+  Tensor out = Tensor::empty({to - from, width});
+  std::memcpy(out.data_as<float>(), t.data_as<float>() + from * width, static_cast<std::size_t>((to - from) * width) * sizeof(float));
+  return out;
+}
+
 void check_resnet(const std::string& name, int depth) {
   const auto weights = io::SafeTensors::open(fixture(name + ".weights.safetensors"));
   const auto io = io::SafeTensors::open(fixture(name + ".io.safetensors"));
@@ -84,6 +92,35 @@ TEST_CASE("vit_b_16 at 224x224 matches PyTorch at O0 and O1", "[models_slow][vit
 }
 TEST_CASE("vit_l_16 at 64x64 matches PyTorch at O0 and O1", "[models_slow][vit]") {
   check_vit("vit_l16_64.weights.safetensors", models::ViTSize::large, 16, "vit_l16_64");
+}
+
+// DeiT through the registry, as a user names it: timm's names, a distillation token, two heads averaged.
+TEST_CASE("deit_ti_16_distilled at 64x64 matches PyTorch at O0 and O1 (registry name, timm weights)", "[models][vit][deit]") {
+  const auto weights = io::SafeTensors::open(fixture("deit_ti16_64.weights.safetensors"));
+  const auto io = io::SafeTensors::open(fixture("deit_ti16_64.io.safetensors"));
+  const auto model = std::get<models::ViT>(models::model_by_name("deit_tiny_distilled_patch16_64", weights));
+  CHECK(model.name == "deit_ti_16_distilled");
+  CHECK(model.distilled);
+  CHECK(model.tokens() == 4 * 4 + 2);
+  check_levels(model, io, 0);
+  // Without the distillation head the logits are another model's: the average is what PyTorch computes.
+  auto undistilled = model;
+  undistilled.distilled = false;
+  undistilled.embed.prefix_tokens = rows(model.embed.prefix_tokens, 0, 1);  // the class token alone
+  undistilled.embed.position = rows(model.embed.position, 1, model.tokens());  // one row fewer:
+  std::memcpy(undistilled.embed.position.data_as<float>(), model.embed.position.data_as<float>(),  // the class token's,
+              static_cast<std::size_t>(model.hidden) * sizeof(float));                              // then the patches'
+  std::memcpy(undistilled.embed.position.data_as<float>() + model.hidden, model.embed.position.data_as<float>() + 2 * model.hidden,
+              static_cast<std::size_t>((model.tokens() - 2) * model.hidden) * sizeof(float));
+  const auto r = compare_logits(run_level<O0>(undistilled, io.load("input"), 0), io.load("logits"));
+  CHECK(r.relative_error > visopt::testing::fp32_tolerance.relative_error);
+}
+
+TEST_CASE("a DeiT file is refused as a ViT, and a ViT file as a distilled DeiT", "[models][deit]") {
+  const auto deit = io::SafeTensors::open(fixture("deit_ti16_64.weights.safetensors"));
+  VISOPT_REQUIRE_ERROR(models::vit(models::ViTSize::tiny, 16, deit), "dist_token");
+  const auto vit = io::SafeTensors::open(fixture("vit_ti16_64.timm.safetensors"));
+  VISOPT_REQUIRE_ERROR(models::deit(models::ViTSize::tiny, 16, vit, true), "dist_token");
 }
 
 // A comparison that cannot fail proves nothing: scaling one weight tensor must break agreement.

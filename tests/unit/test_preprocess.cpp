@@ -1,10 +1,10 @@
 // Resampling and the evaluation transforms (visopt/io/preprocess.hpp), and which transform a model's
-// weights get (visopt/models/preprocessing.hpp); model names (visopt/models/by_name.hpp). No decoder.
+// weights get (visopt/models/preprocessing.hpp); model names (visopt/models/registry.hpp). No decoder.
 
 #include <cstdlib>
 #include <vector>
 
-#include <visopt/models/by_name.hpp>
+#include <visopt/models/registry.hpp>
 #include <visopt/models/preprocessing.hpp>
 
 #include "catch.hpp"
@@ -87,4 +87,25 @@ TEST_CASE("model names: visopt's, torchvision's and timm's, and a clear error fo
   CHECK(models::name_of(m) == "vit_s_32");
   CHECK(std::get<models::ViT>(m).image_size == 224);
   CHECK(models::num_classes_of(models::model_by_name("resnet18", models::RandomWeights{2})) == 1000);
+}
+
+TEST_CASE("model names: DeiT, distilled or not, in visopt's and timm's spelling", "[preprocess][names][deit]") {
+  const models::ModelSpec timm = models::parse_model_name("deit_small_distilled_patch16_224.fb_in1k");
+  CHECK((timm.family == "deit" && timm.vit && timm.distilled && timm.size == models::ViTSize::small && timm.patch == 16 &&
+         timm.image_size == 224));
+  const models::ModelSpec plain = models::parse_model_name("deit_base_patch16_384");
+  CHECK((plain.family == "deit" && !plain.distilled && plain.size == models::ViTSize::base && plain.image_size == 384));
+  const models::ModelSpec short_name = models::parse_model_name("deit_ti_16_distilled");
+  CHECK((short_name.distilled && short_name.size == models::ViTSize::tiny && short_name.image_size == 0));
+  for (const char* bad : {"deit_large_patch16_224", "deit_b_32", "deit_tiny_patch32_224", "deit_ti_16_distiled", "deit_"}) {
+    INFO(bad);
+    VISOPT_REQUIRE_ERROR(models::parse_model_name(bad), "deit_{ti,s,b}_16[_distilled]");
+  }
+  const models::ViT deit = std::get<models::ViT>(models::model_by_name("deit_ti_16_distilled", models::RandomWeights{3}));
+  CHECK((deit.name == "deit_ti_16_distilled" && deit.distilled && deit.tokens() == 14 * 14 + 2));
+  CHECK(deit.parameter_count() == std::get<models::ViT>(models::model_by_name("vit_ti_16", models::RandomWeights{3})).parameter_count() +
+                                      192 /* dist_token */ + 192 /* its position */ + 192 * 1000 + 1000 /* head_dist */);
+  // DeiT's weights expect timm's geometry with ImageNet's statistics.
+  CHECK(io::describe(models::preprocess_for(deit)) ==
+        "bicubic resize to 248, centre crop 224, mean 0.485/0.456/0.406, std 0.229/0.224/0.225");
 }

@@ -1,26 +1,69 @@
 #pragma once
-// The backend tags a user names in compile<Level, Backend>. Every tag exists in every build so that
-// asking for one that was not built is a compile-time error that says so, not an unknown name.
+// The backend tags a user names in compile<Level, Backend>, each with its traits: lower<Policy>() says
+// what the backend runs for a policy (dtype, layout, tensor cores, static plan, capture) and
+// can_implement<Policy>() whether it can, and if not why. static_assert (compile()), run-time dispatch
+// (level_runs_on), the executors and the report all ask these two, so each rule is written once.
+// Every tag exists in every build so that asking for one that was not built is a compile-time error
+// that says so, not an unknown name.
 
 #include <concepts>
 #include <string_view>
 #include <type_traits>
 
+#include "../core/dtype.hpp"
+#include "../policy/levels.hpp"
 #include "../policy/policy.hpp"
 
 namespace visopt::backend {
 
 struct backend_tag {};
 
+/// What a backend runs for a policy bundle: the traits every executor reads instead of restating the rule.
+struct Lowering {
+  DType dtype = DType::f32;    // what weights and activations are stored and multiplied in (a CPU without bf16
+                               // falls back to fp32 at run time, and the report says so)
+  bool channels_last = false;  // NHWC activations end to end
+  bool tensor_cores = false;   // TF32 or half-precision tensor cores (GPU)
+  bool static_plan = false;    // activation memory planned once per batch size, weights prepacked
+  bool captures = false;       // the whole forward captured once per batch size and replayed (CUDA Graphs)
+};
+
+/// can_implement's answer: whether a backend runs a policy bundle, and if not, why and what to use.
+struct Verdict {
+  bool ok = true;
+  std::string_view reason;  // empty when ok
+  constexpr explicit operator bool() const { return ok; }
+};
+
+/// One rule of a backend's can_implement, written once: with Diagnose (compile()'s static_assert) a
+/// broken rule is a compile error carrying `message`; without, can_implement returns it as the reason.
+#define VISOPT_BACKEND_RULE(holds, message)     \
+  if constexpr (Diagnose) static_assert(holds, message); \
+  if (!(holds)) return ::visopt::backend::Verdict{false, message}
+
 /// Eigen, fp32, NCHW: the in-library oracle and the fallback everywhere.
 struct Reference : backend_tag {
   static constexpr std::string_view name = "reference";
   static constexpr bool available = true;
-  /// fp32 (tf32 computed as fp32), NCHW, eager: anything else is a compile-time error with advice.
+
+  template <PolicyBundle P, bool Diagnose = false>
+  static constexpr Verdict can_implement() {
+    VISOPT_BACKEND_RULE(!precision::is_reduced_v<typename P::precision>,
+                        "visopt: the reference backend computes in fp32 only; use backend::OneDnn or backend::Cuda for "
+                        "half precision, or precision::fp32 (O0/O1)");
+    VISOPT_BACKEND_RULE((std::is_same_v<typename P::layout, layout::nchw>),
+                        "visopt: the reference backend keeps activations in NCHW; use layout::nchw, or backend::OneDnn / "
+                        "backend::Cuda for channels_last");
+    VISOPT_BACKEND_RULE(!P::execution::static_plan,
+                        "visopt: the reference backend runs eagerly; use execution::eager, or backend::OneDnn / "
+                        "backend::Cuda for a static plan and graph capture");
+    return {};
+  }
+  /// fp32 (tf32 computed as fp32), NCHW, eager.
   template <PolicyBundle P>
-  static constexpr bool supports = !precision::is_reduced_v<typename P::precision> &&
-                                   std::is_same_v<typename P::layout, layout::nchw> &&
-                                   std::is_same_v<typename P::execution, execution::eager>;
+  static constexpr Lowering lower() { return {}; }
+  template <PolicyBundle P>
+  static constexpr bool supports = can_implement<P>().ok;  // the spelling before can_implement
 };
 
 /// oneDNN on the CPU; built when dnnl.hpp is found (target visopt::onednn).
@@ -31,13 +74,24 @@ struct OneDnn : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
+  /// Every bundle: what the CPU lacks (bf16, any fp16) falls back to fp32 at run time, and the report says so
+  /// (CompileOptions::strict turns that into an error).
+  template <PolicyBundle P, bool Diagnose = false>
+  static constexpr Verdict can_implement() { return {}; }
   template <PolicyBundle P>
-  static constexpr bool supports = true;  // what the CPU lacks (bf16) falls back at run time, and says so
+  static constexpr Lowering lower() {
+    using precision_t = typename P::precision;
+    const bool bf16 = std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half>;
+    return {bf16 ? DType::bf16 : DType::f32, std::is_same_v<typename P::layout, layout::nhwc>, false,
+            P::execution::static_plan, false};
+  }
+  template <PolicyBundle P>
+  static constexpr bool supports = can_implement<P>().ok;
 };
 
 /// cuDNN, cuBLASLt, own kernels and CUDA Graphs; built when the CUDA toolkit, cuDNN and cuBLASLt are
 /// found (target visopt::cuda). Plain C++ files call it too: its code is compiled by nvcc once per
-/// program (backend/cuda/engine.hpp).
+/// program (runtime/cuda_engine.hpp).
 struct Cuda : backend_tag {
   static constexpr std::string_view name = "cuda";
 #if defined(VISOPT_HAS_CUDA)
@@ -45,14 +99,37 @@ struct Cuda : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
+  template <PolicyBundle P, bool Diagnose = false>
+  static constexpr Verdict can_implement() { return {}; }
+  /// fp16 for fp16 and half, bf16 for bf16; TF32 tensor cores unless precision::fp32; a CUDA Graph per
+  /// batch size with a static plan.
   template <PolicyBundle P>
-  static constexpr bool supports = true;
+  static constexpr Lowering lower() {
+    using precision_t = typename P::precision;
+    const DType dtype = std::is_same_v<precision_t, precision::fp16> || std::is_same_v<precision_t, precision::half> ? DType::f16
+                        : std::is_same_v<precision_t, precision::bf16>                                              ? DType::bf16
+                                                                                                                    : DType::f32;
+    return {dtype, std::is_same_v<typename P::layout, layout::nhwc>, !std::is_same_v<precision_t, precision::fp32>,
+            P::execution::static_plan, P::execution::static_plan};
+  }
+  template <PolicyBundle P>
+  static constexpr bool supports = can_implement<P>().ok;
 };
+
+#undef VISOPT_BACKEND_RULE
 
 template <class T> concept Backend = std::derived_from<T, backend_tag> && requires {
   { T::name } -> std::convertible_to<std::string_view>;
   { T::available } -> std::convertible_to<bool>;
+  { T::template can_implement<O0>() } -> std::same_as<Verdict>;
+  { T::template lower<O0>() } -> std::same_as<Lowering>;
 };
+
+/// compile()'s check: a bundle the backend cannot run fails here with the rule's own message.
+template <Backend B, PolicyBundle P>
+consteval bool implementable() {
+  return B::template can_implement<P, true>().ok;
+}
 
 /// Specialised by each backend's header: the executor type that runs a policy bundle on it.
 template <class BackendTag, class Policy> struct executor_for;

@@ -212,6 +212,14 @@ inline Preprocess timm_transform(int crop = 224, double crop_pct = 0.9) {
           .std = {0.5f, 0.5f, 0.5f}, .interpolation = Interpolation::bicubic};
 }
 
+/// timm's DeiT weights (deit_*_patch16_224, distilled or not): as timm_transform, with ImageNet's mean and std.
+inline Preprocess deit_transform(int crop = 224, double crop_pct = 0.9) {
+  Preprocess p = timm_transform(crop, crop_pct);
+  p.mean = Preprocess{}.mean;
+  p.std = Preprocess{}.std;
+  return p;
+}
+
 /// One line on a transform, for programs that say what they do: "bicubic resize to 248, centre crop 224, ...".
 inline std::string describe(const Preprocess& p) {
   return visopt::detail::concat(p.interpolation == Interpolation::bicubic ? "bicubic" : "bilinear", " resize to ", p.resize,

@@ -19,13 +19,14 @@
 
 #include "../nn/epilogue.hpp"
 #include "../nn/op_specs.hpp"
+#include "../nn/operations.hpp"
 #include "../nn/params.hpp"
 #include "../policy/levels.hpp"
-#include "../runtime/memory_plan.hpp"
-#include "../runtime/passes/fold_batch_norm.hpp"
+#include "../services/memory_plan.hpp"
 #include "resnet.hpp"
 #include "resnet_network.hpp"
 #include "vit.hpp"
+#include "traits.hpp"
 #include "vit_network.hpp"
 
 namespace visopt::models {
@@ -118,6 +119,7 @@ class ShapeExecutor {
   struct PatchEmbed {
     Linear projection;
     int patch = 16;
+    std::int64_t prefix = 1;  // class (and distillation) tokens
   };
 
   ShapeExecutor() : state_(std::make_shared<State>()) {}
@@ -140,9 +142,9 @@ class ShapeExecutor {
     return {};
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
-    add_weights(p.weight, p.bias, p.class_token, p.position);
+    add_weights(p.weight, p.bias, p.prefix_tokens, p.position);
     const auto d = p.weight.dim(0);
-    return {{Shape{d, p.weight.numel() / d}}, p.patch};
+    return {{Shape{d, p.weight.numel() / d}}, p.patch, p.prefix_tokens.dim(0)};
   }
 
   // ---- what run() computes: shapes, multiply-adds and activation lifetimes ----
@@ -168,7 +170,9 @@ class ShapeExecutor {
     return allocate(out);
   }
   Tensor layer_norm(const LayerNorm&, const Tensor& x) { return allocate(x.shape()); }
-  /// qkv [B, L, 3D] -> [B, L, D]: Q·Kᵀ and P·V, each L×L×D multiply-adds per image.
+  void prepare_attention(int /*heads*/) {}
+  /// x [B, L, K] -> its qkv projection [B, L, 3D] -> [B, L, D]: Q·Kᵀ and P·V, each L×L×D multiply-adds per image.
+  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
   Tensor attention(const Tensor& qkv, int /*heads*/) {
     const auto b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
     state_->macs += 2 * b * l * l * d;
@@ -178,7 +182,7 @@ class ShapeExecutor {
     const auto n = x.dim(0), grid = (x.dim(2) / e.patch) * (x.dim(3) / e.patch);
     const Tensor patches = allocate({n, grid, e.projection.weight[1]});
     const Tensor projected = linear(e.projection, patches);
-    return allocate({n, grid + 1, e.projection.weight[0]});
+    return allocate({n, grid + e.prefix, e.projection.weight[0]});
   }
   Tensor select_token(const Tensor& x, std::int64_t /*index*/) { return allocate({x.dim(0), x.dim(2)}); }
 
@@ -211,6 +215,7 @@ class ShapeExecutor {
 
   std::shared_ptr<State> state_;
 };
+static_assert(nn::check_operations<ShapeExecutor<O0>>());  // the same contract the backends meet
 
 namespace detail {
 
@@ -237,11 +242,12 @@ inline std::size_t pool_reserved_bytes(const std::vector<runtime::PlannedBuffer>
   return reserved;
 }
 
-template <PolicyBundle Level, template <class, class> class NetworkT, class Model>
+template <PolicyBundle Level, class Model>
 LevelMemory level_memory(const Model& model, const Shape& images, std::int64_t* macs_per_image) {
+  using Network = typename ModelTraits<Model>::template Network<Level, ShapeExecutor<Level>>;
   ShapeExecutor<Level> exec;
   {
-    NetworkT<Level, ShapeExecutor<Level>> network(exec, model);
+    Network network(exec, model);
     const Tensor x = exec.input(images);
     const Tensor logits = network.forward(exec, x);
   }
@@ -252,62 +258,40 @@ LevelMemory level_memory(const Model& model, const Shape& images, std::int64_t* 
   return {std::string(Level::name), std::string(Level::precision::name), exec.weight_bytes(), activations};
 }
 
-/// The ResNet as compile() hands it to the network at Level: BatchNorm folded where the level folds.
-template <PolicyBundle Level>
-const ResNet& as_compiled(const ResNet& model, std::optional<ResNet>& folded) {
-  if constexpr (!Level::fusion::folds_batch_norm) {
-    return model;
-  } else {
-    if (!folded) {
-      folded = model;
-      runtime::passes::fold_batch_norms(*folded);
-    }
-    return *folded;
-  }
+/// The model as compile() hands it to the network at Level: the family's passes applied (BatchNorm
+/// folded into the convolutions at O1+ for a ResNet).
+template <PolicyBundle Level, class Model>
+LevelMemory compiled_level_memory(const Model& model, const Shape& images, std::int64_t* macs_per_image) {
+  Model compiled = model;
+  ModelTraits<Model>::template run_passes<Level>(compiled, nullptr);
+  return level_memory<Level>(compiled, images, macs_per_image);
 }
 
 }  // namespace detail
 
-/// Multiply-adds for one image of `image_size` (ResNet; 0 = 224) through the model: every convolution's
-/// weights times its output positions, every linear's weights times its rows, and attention's two products.
-inline std::int64_t multiply_adds(const ResNet& model, int image_size = 0) {
+/// Multiply-adds for one image through the model: every convolution's weights times its output positions,
+/// every linear's weights times its rows, and attention's two products. `image_size`: a ResNet's (0 = 224);
+/// a ViT's is fixed by its weights (0 or that size).
+template <RegisteredModel Model>
+std::int64_t multiply_adds(const Model& model, int image_size = 0) {
   std::int64_t macs = 0;
-  const std::int64_t size = image_size > 0 ? image_size : 224;
-  detail::level_memory<O0, ResNetNetwork>(model, Shape{1, 3, size, size}, &macs);
-  return macs;
-}
-inline std::int64_t multiply_adds(const ViT& model, int /*image_size: fixed by the model*/ = 0) {
-  std::int64_t macs = 0;
-  detail::level_memory<O0, ViTNetwork>(model, Shape{1, 3, model.image_size, model.image_size}, &macs);
+  const std::int64_t size = ModelTraits<Model>::image_size(model, image_size, "multiply_adds: ");
+  detail::level_memory<O0>(model, Shape{1, 3, size, size}, &macs);
   return macs;
 }
 
 /// Parameters, multiply-adds per image, and weight and activation memory at O0-O3 for a batch of
-/// `options.batch` images. Nothing is computed on the weights but BatchNorm folding (as O1+ does).
-inline Summary summarize(const ResNet& model, SummaryOptions options = {}) {
+/// `options.batch` images. Nothing is computed on the weights but the levels' passes (BatchNorm folding).
+template <RegisteredModel Model>
+Summary summarize(const Model& model, SummaryOptions options = {}) {
   require(options.batch >= 1, "summarize: ", model.name, ": batch is ", options.batch, ", must be >= 1");
-  const int size = options.image_size > 0 ? options.image_size : 224;
-  require(size >= 32, "summarize: ", model.name, ": image size ", size, " is below ResNet's 32x32");
+  const int size = ModelTraits<Model>::image_size(model, options.image_size, "summarize: ");
   Summary s{model.name, options.batch, size, model.parameter_count(), 0, {}};
   const Shape images{options.batch, 3, size, size};
-  std::optional<ResNet> folded;
-  s.levels.push_back(detail::level_memory<O0, ResNetNetwork>(model, images, &s.macs_per_image));
-  s.levels.push_back(detail::level_memory<O1, ResNetNetwork>(detail::as_compiled<O1>(model, folded), images, nullptr));
-  s.levels.push_back(detail::level_memory<O2, ResNetNetwork>(detail::as_compiled<O2>(model, folded), images, nullptr));
-  s.levels.push_back(detail::level_memory<O3, ResNetNetwork>(detail::as_compiled<O3>(model, folded), images, nullptr));
-  return s;
-}
-
-inline Summary summarize(const ViT& model, SummaryOptions options = {}) {
-  require(options.batch >= 1, "summarize: ", model.name, ": batch is ", options.batch, ", must be >= 1");
-  require(options.image_size == 0 || options.image_size == model.image_size, "summarize: ", model.name,
-          ": image size ", options.image_size, " asked, but the model's weights fix it at ", model.image_size);
-  Summary s{model.name, options.batch, model.image_size, model.parameter_count(), 0, {}};
-  const Shape images{options.batch, 3, model.image_size, model.image_size};
-  s.levels.push_back(detail::level_memory<O0, ViTNetwork>(model, images, &s.macs_per_image));
-  s.levels.push_back(detail::level_memory<O1, ViTNetwork>(model, images, nullptr));
-  s.levels.push_back(detail::level_memory<O2, ViTNetwork>(model, images, nullptr));
-  s.levels.push_back(detail::level_memory<O3, ViTNetwork>(model, images, nullptr));
+  s.levels.push_back(detail::compiled_level_memory<O0>(model, images, &s.macs_per_image));
+  s.levels.push_back(detail::compiled_level_memory<O1>(model, images, nullptr));
+  s.levels.push_back(detail::compiled_level_memory<O2>(model, images, nullptr));
+  s.levels.push_back(detail::compiled_level_memory<O3>(model, images, nullptr));
   return s;
 }
 

@@ -1,8 +1,11 @@
 #pragma once
 // Vision Transformers (Ti/S/B/L, patch 16 or 32, class token) read from torchvision- or timm-named
-// weights (detected from the file; docs/weights.md lists both). The image size is any multiple of
-// the patch whose token count matches the position embedding stored in the weights.
+// weights (detected from the file; docs/weights.md lists both), and DeiT (timm's names; the distilled
+// variants add a distillation token and a second head whose logits are averaged with the first). The
+// image size is any multiple of the patch whose token count matches the position embedding stored in
+// the weights.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -18,24 +21,31 @@ enum class ViTSize { tiny, small, base, large };
 /// (models/preprocessing.hpp).
 enum class WeightNaming { torchvision, timm };
 
+/// Which recipe trained the transformer: it decides the expected preprocessing (models/preprocessing.hpp)
+/// and the names (a DeiT is always timm-named).
+enum class ViTFamily { vit, deit };
+
 struct ViTOptions {
   int image_size = 0;  // 0: the square size the position embedding was trained for (224 for random weights)
 };
 
 struct ViT {
-  std::string name;  // "vit_b_16"
+  std::string name;  // "vit_b_16", "deit_s_16_distilled"
   int image_size = 224, patch = 16, hidden = 768, depth = 12, heads = 12, mlp_dim = 3072, num_classes = 1000;
   WeightNaming naming = WeightNaming::torchvision;
+  ViTFamily family = ViTFamily::vit;
+  bool distilled = false;  // DeiT's distillation token and head_dist: logits = (head(class) + head_dist(dist)) / 2
   nn::PatchEmbedParams embed;
   std::vector<nn::EncoderBlockParams> blocks;
   nn::LayerNormParams norm;
   nn::LinearParams head;
+  nn::LinearParams head_dist;  // distilled only
 
   std::int64_t parameter_count() const {
     auto linear = [](const nn::LinearParams& l) { return l.weight.numel() + l.bias.numel(); };
     auto norm = [](const nn::LayerNormParams& l) { return l.weight.numel() + l.bias.numel(); };
-    std::int64_t n = embed.weight.numel() + embed.bias.numel() + embed.class_token.numel() + embed.position.numel() +
-                     norm(this->norm) + linear(head);
+    std::int64_t n = embed.weight.numel() + embed.bias.numel() + embed.prefix_tokens.numel() + embed.position.numel() +
+                     norm(this->norm) + linear(head) + (distilled ? linear(head_dist) : 0);
     for (const auto& b : blocks) {
       n += norm(b.norm1) + norm(b.norm2) + linear(b.attention.qkv) + linear(b.attention.proj) + linear(b.mlp.fc1) +
            linear(b.mlp.fc2);
@@ -43,7 +53,9 @@ struct ViT {
     return n;
   }
 
-  int tokens() const { return (image_size / patch) * (image_size / patch) + 1; }
+  /// Class token (and distillation token), then one per patch.
+  int prefix_tokens() const { return distilled ? 2 : 1; }
+  int tokens() const { return (image_size / patch) * (image_size / patch) + prefix_tokens(); }
 };
 
 namespace detail {
@@ -96,27 +108,42 @@ inline nn::LayerNormParams read_layer_norm(nn::WeightReader& r, const std::strin
 
 }  // namespace detail
 
-/// Builds a ViT of the given size and patch. Throws visopt::Error naming any missing, extra or
-/// mis-shaped tensor, or an image size that does not match the position embedding.
-inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions options = {}) {
+namespace detail {
+inline std::string vit_model_name(ViTSize size, int patch, ViTFamily family = ViTFamily::vit, bool distilled = false) {
+  return std::string(family == ViTFamily::deit ? "deit_" : "vit_") + vit_shape(size).letter + "_" + std::to_string(patch) +
+         (distilled ? "_distilled" : "");
+}
+
+/// Builds a transformer of the given family, size and patch. Throws visopt::Error naming any missing,
+/// extra or mis-shaped tensor, or an image size that does not match the position embedding.
+inline ViT build_vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions options, ViTFamily family, bool distilled) {
   const detail::ViTShape s = detail::vit_shape(size);
   ViT net;
-  net.name = std::string("vit_") + s.letter + "_" + std::to_string(patch);
+  net.name = vit_model_name(size, patch, family, distilled);
+  net.family = family;
+  net.distilled = distilled;
   require(patch == 16 || patch == 32, net.name, ": patch size ", patch, " is not 16 or 32");
   net.patch = patch;
   net.hidden = s.hidden;
   net.depth = s.depth;
   net.heads = s.heads;
   net.mlp_dim = s.mlp_dim;
-  const detail::ViTNames names = detail::vit_names(reader.contains("cls_token") && reader.from_file());
+  const detail::ViTNames names =
+      detail::vit_names(family == ViTFamily::deit || (reader.contains("cls_token") && reader.from_file()));
   net.naming = names.timm ? WeightNaming::timm : WeightNaming::torchvision;
+  require(distilled || !reader.contains("dist_token") || !reader.from_file(), net.name, ": the weights hold 'dist_token' (and ",
+          "'head_dist'): they are a distilled DeiT's; load them as deit_<size>_", patch, "_distilled (models::deit(size, ", patch,
+          ", weights, true))");
+  require(!distilled || reader.contains("dist_token"), net.name, ": the weights hold no 'dist_token': they are not a ",
+          "distilled DeiT's; load them as deit_<size>_", patch, " (a DeiT without distillation) or as a ViT");
   const std::int64_t d = s.hidden;
 
   // The stored position embedding fixes the token count, hence the image size.
   std::int64_t stored_tokens = 0;
   if (const auto shape = reader.stored_shape(names.position); shape && shape->rank() == 3) stored_tokens = (*shape)[1];
   if (options.image_size == 0) {
-    const auto grid = static_cast<int>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(stored_tokens - 1, 0)))));
+    const auto grid = static_cast<int>(
+        std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(stored_tokens - net.prefix_tokens(), 0)))));
     options.image_size = stored_tokens > 0 ? grid * patch : 224;
   }
   require(options.image_size > 0 && options.image_size % patch == 0, net.name, ": image size ", options.image_size,
@@ -129,7 +156,14 @@ inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions opti
   net.embed.patch = patch;
   net.embed.weight = reader.take(names.patch + ".weight", {d, 3, patch, patch}, nn::ParamKind::conv_weight);
   net.embed.bias = reader.take(names.patch + ".bias", {d}, nn::ParamKind::bias);
-  net.embed.class_token = reader.take(names.class_token, {1, 1, d}, nn::ParamKind::embedding).reshaped({d});
+  net.embed.prefix_tokens = reader.take(names.class_token, {1, 1, d}, nn::ParamKind::embedding).reshaped({1, d});
+  if (distilled) {
+    const Tensor distillation = reader.take("dist_token", {1, 1, d}, nn::ParamKind::embedding);
+    Tensor both = Tensor::empty({2, d});
+    std::copy_n(net.embed.prefix_tokens.data_as<float>(), d, both.data_as<float>());
+    std::copy_n(distillation.data_as<float>(), d, both.data_as<float>() + d);
+    net.embed.prefix_tokens = both;
+  }
   net.embed.position = reader.take(names.position, {1, net.tokens(), d}, nn::ParamKind::embedding).reshaped({net.tokens(), d});
 
   for (int i = 0; i < s.depth; ++i) {
@@ -149,21 +183,35 @@ inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions opti
   const auto head_shape = reader.stored_shape(names.head + ".weight");
   net.num_classes = head_shape && head_shape->rank() == 2 ? static_cast<int>((*head_shape)[0]) : 1000;
   net.head = detail::read_linear(reader, names.head + ".weight", names.head + ".bias", net.num_classes, d);
+  if (distilled) net.head_dist = detail::read_linear(reader, "head_dist.weight", "head_dist.bias", net.num_classes, d);
   reader.finish();
   return net;
 }
-
-namespace detail {
-inline std::string vit_model_name(ViTSize size, int patch) {
-  return std::string("vit_") + vit_shape(size).letter + "_" + std::to_string(patch);
-}
 }  // namespace detail
+
+/// Builds a ViT of the given size and patch (torchvision's or timm's names, detected from the file).
+inline ViT vit(ViTSize size, int patch, nn::WeightReader reader, ViTOptions options = {}) {
+  return detail::build_vit(size, patch, std::move(reader), options, ViTFamily::vit, false);
+}
 
 inline ViT vit(ViTSize size, int patch, const io::SafeTensors& weights, ViTOptions options = {}) {
   return vit(size, patch, nn::WeightReader(weights, detail::vit_model_name(size, patch)), options);
 }
 inline ViT vit(ViTSize size, int patch, nn::RandomWeights random, ViTOptions options = {}) {
   return vit(size, patch, nn::WeightReader(random, detail::vit_model_name(size, patch)), options);
+}
+
+/// A DeiT (timm's names): `distilled` reads the distillation token and head_dist (deit_*_distilled_*),
+/// else it is a ViT trained by DeiT's recipe (its own preprocessing). DeiT comes in tiny, small and base.
+inline ViT deit(ViTSize size, int patch, nn::WeightReader reader, bool distilled, ViTOptions options = {}) {
+  require(size != ViTSize::large, "deit: DeiT comes in tiny, small and base, not large");
+  return detail::build_vit(size, patch, std::move(reader), options, ViTFamily::deit, distilled);
+}
+inline ViT deit(ViTSize size, int patch, const io::SafeTensors& weights, bool distilled, ViTOptions options = {}) {
+  return deit(size, patch, nn::WeightReader(weights, detail::vit_model_name(size, patch, ViTFamily::deit, distilled)), distilled, options);
+}
+inline ViT deit(ViTSize size, int patch, nn::RandomWeights random, bool distilled, ViTOptions options = {}) {
+  return deit(size, patch, nn::WeightReader(random, detail::vit_model_name(size, patch, ViTFamily::deit, distilled)), distilled, options);
 }
 
 template <class W> ViT vit_ti_16(const W& w, ViTOptions o = {}) { return vit(ViTSize::tiny, 16, w, o); }

@@ -1,5 +1,6 @@
 #pragma once
-// The executable ViT: patch embedding, encoder blocks and the class-token head instantiated for one
+// The executable ViT (and DeiT): patch embedding, encoder blocks and the class-token head (with DeiT's
+// distillation head) instantiated for one
 // policy bundle and backend executor, built by compile() from models/vit.hpp's parameter tree.
 
 #include <vector>
@@ -7,7 +8,8 @@
 #include "../nn/classifier_head.hpp"
 #include "../nn/encoder_block.hpp"
 #include "../nn/patch_embed.hpp"
-#include "../runtime/network.hpp"
+#include "../services/network.hpp"
+#include "traits.hpp"
 #include "vit.hpp"
 
 namespace visopt::models {
@@ -19,7 +21,7 @@ class ViTNetwork final : public runtime::Network<Exec> {
       : name_(model.name),
         image_size_(model.image_size),
         embed_(exec, model.embed),
-        head_(exec, model.head, nn::Pooling::class_token, &model.norm) {
+        head_(exec, model.head, nn::Pooling::class_token, &model.norm, model.distilled ? &model.head_dist : nullptr) {
     for (const auto& block : model.blocks) blocks_.emplace_back(exec, block);
   }
 
@@ -39,6 +41,33 @@ class ViTNetwork final : public runtime::Network<Exec> {
   nn::PatchEmbed<P, Exec> embed_;
   std::vector<nn::EncoderBlock<P, Exec>> blocks_;
   nn::ClassifierHead<P, Exec> head_;
+};
+
+template <>
+struct ModelTraits<ViT> {
+  static constexpr std::string_view family = "vit";
+  template <PolicyBundle P, class Exec>
+  using Network = ViTNetwork<P, Exec>;
+  static constexpr std::string_view fused_epilogue = "GELU in fc1's epilogue; residual adds in the output projection and fc2";
+
+  /// Fixed by the weights (the position embedding): `requested` must be 0 or that size.
+  static int image_size(const ViT& model, int requested, std::string_view who) {
+    require(requested == 0 || requested == model.image_size, who, model.name, ": image size ", requested,
+            " asked, but the model's weights fix it at ", model.image_size);
+    return model.image_size;
+  }
+  /// No pass rewrites a transformer's parameters; its epilogues are fused as the blocks are built.
+  template <PolicyBundle Level>
+  static void run_passes(ViT&, runtime::Report*) {}
+  /// The transform the weights were trained with: torchvision's (ViT-L/16: resize 242), timm's for
+  /// timm-named ViTs (bicubic, crop 0.9, mean and std 0.5), DeiT's (bicubic, crop 0.9, ImageNet's).
+  static io::Preprocess preprocess(const ViT& model, int /*image_size: fixed*/) {
+    if (model.family == ViTFamily::deit) return io::deit_transform(model.image_size);
+    if (model.naming == WeightNaming::timm) return io::timm_transform(model.image_size);
+    io::Preprocess transform = io::torchvision_transform(model.image_size);
+    if (model.hidden == 1024 && model.patch == 16) transform.resize = model.image_size * 242 / 224;  // torchvision's ViT_L_16_Weights
+    return transform;
+  }
 };
 
 }  // namespace visopt::models

@@ -16,8 +16,7 @@ class MultiHeadAttention {
       : qkv_(exec.prepare_linear(params.qkv, {})),
         proj_(exec.prepare_linear(params.proj, {Activation::none, P::fusion::fuses_epilogue})),
         heads_(params.heads) {
-    // An executor that reports how it runs attention counts the layers it will run (CUDA).
-    if constexpr (requires { exec.prepare_attention(heads_); }) exec.prepare_attention(heads_);
+    exec.prepare_attention(heads_);  // CUDA checks here that its attention kernel runs on this GPU
   }
 
   /// normed [B,L,D], residual [B,L,D] -> residual + attention(normed)
@@ -31,15 +30,9 @@ class MultiHeadAttention {
   }
 
  private:
-  /// normed [B,L,D] -> attention over the heads of its qkv projection. An executor whose projection
-  /// can hand q, k and v to attention without the packed [B,L,3D] qkv (oneDNN) offers self_attention.
-  Tensor attend(Exec& exec, const Tensor& normed) const {
-    if constexpr (requires { exec.self_attention(qkv_, normed, heads_); }) {
-      return exec.self_attention(qkv_, normed, heads_);
-    } else {
-      return exec.attention(exec.linear(qkv_, normed), heads_);
-    }
-  }
+  /// normed [B,L,D] -> attention over the heads of its qkv projection (the executor decides whether the
+  /// packed [B,L,3D] qkv is ever made: oneDNN writes q, k and v as separate planes).
+  Tensor attend(Exec& exec, const Tensor& normed) const { return exec.self_attention(qkv_, normed, heads_); }
 
   typename Exec::Linear qkv_, proj_;
   int heads_;

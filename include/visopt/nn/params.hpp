@@ -66,8 +66,8 @@ struct ResidualBlockParams {
 struct PatchEmbedParams {
   Tensor weight;        // [D, C, p, p]
   Tensor bias;          // [D]
-  Tensor class_token;   // [D]
-  Tensor position;      // [tokens, D], tokens = (H/p)*(W/p) + 1
+  Tensor prefix_tokens; // [T, D]: the class token, then DeiT's distillation token when T = 2
+  Tensor position;      // [tokens, D], tokens = T + (H/p)*(W/p)
   int patch = 16;
 };
 

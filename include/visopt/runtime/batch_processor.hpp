@@ -19,7 +19,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../io/image.hpp"
-#include "options.hpp"
+#include "../services/options.hpp"
 
 namespace visopt::runtime {
 

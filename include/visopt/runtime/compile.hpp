@@ -2,17 +2,15 @@
 // compile<Level, Backend>(model, options): validates the options, runs the passes the level's policy
 // asks for on a copy of the parameter tree, lets the backend prepare every operation, warms up, and
 // returns an Engine. This is where the levels of DESIGN.md become concrete. For backend::Cuda the work
-// happens in code nvcc compiled (backend/cuda/engines.cuh), so that plain C++ can call it too.
+// happens in code nvcc compiled (runtime/cuda_engines.cuh), so that plain C++ can call it too.
 
 #include <chrono>
 #include <concepts>
 #include <string>
 
-#include "../backend/cuda/engine.hpp"
-#include "../models/resnet_network.hpp"
-#include "../models/vit_network.hpp"
+#include "cuda_engine.hpp"
+#include "../models/registry.hpp"
 #include "engine.hpp"
-#include "passes/fold_batch_norm.hpp"
 
 namespace visopt {
 
@@ -40,50 +38,63 @@ runtime::Report start_report(const std::string& model, std::int64_t parameters, 
   return report;
 }
 
-/// Records the epilogue-fusion decision, which the nn:: blocks carry out as they are built.
-template <PolicyBundle Level>
-void note_epilogue_fusion(runtime::Report& report, const std::string& what) {
-  if constexpr (Level::fusion::fuses_epilogue) {
-    report.applied("epilogue_fusion", what);
-  } else {
-    report.skipped("epilogue_fusion", std::string("fusion=") + std::string(Level::fusion::name));
+/// Hands the executor the algorithm choices of CompileOptions::plan when the plan was saved for this
+/// model, level, backend, device and versions; otherwise an error naming the difference, or (with
+/// PlanMismatch::recompile) a fresh compile that the report explains.
+template <class Exec>
+void apply_saved_plan(Exec& executor, const CompileOptions& options, runtime::Report& report) {
+  if (options.plan.empty()) return;
+  const bool recompile = options.plan_mismatch == runtime::PlanMismatch::recompile;
+  std::string why;
+  try {
+    const runtime::SavedPlan plan = runtime::SavedPlan::read(options.plan);
+    const auto expected = runtime::SavedPlan::key_for(report.model, report.parameters, report.level, report.policy,
+                                                      report.backend, executor.identity());
+    why = runtime::SavedPlan::difference(plan.key, expected);
+    if (why.empty()) {
+      executor.use_saved_algorithms(plan.algorithms, report);
+      report.applied("saved_plan", "'" + options.plan + "': " + std::to_string(plan.algorithms.size()) +
+                                       " algorithm choices taken, none searched for the shapes they cover");
+      return;
+    }
+    why = "it was saved for another engine: " + why;
+  } catch (const Error& e) {
+    if (!recompile) throw;
+    why = e.what();
   }
+  require(recompile, report.model, ": CompileOptions::plan '", options.plan, "': ", why,
+          "; compile without a plan to make a new one (Engine::save), or set CompileOptions::plan_mismatch = "
+          "PlanMismatch::recompile to do so automatically");
+  report.skipped("saved_plan", "'" + options.plan + "' not used (" + why + "): compiled afresh");
 }
 
-template <PolicyBundle Level, backend::Backend B, template <class, class> class NetworkT, class Model>
+template <PolicyBundle Level, backend::Backend B, class Model>
 runtime::EngineImpl<Level, B> build_engine(const Model& model, const CompileOptions& options, runtime::Report report,
                                            std::int64_t image_size, std::chrono::steady_clock::time_point started) {
   using Exec = typename runtime::EngineImpl<Level, B>::Executor;
+  using Network = typename models::ModelTraits<Model>::template Network<Level, Exec>;
   auto executor = std::make_unique<Exec>(options, report);
-  auto network = std::make_unique<NetworkT<Level, Exec>>(*executor, model);
+  apply_saved_plan(*executor, options, report);
+  auto network = std::make_unique<Network>(*executor, model);
   return runtime::EngineImpl<Level, B>(std::move(executor), std::move(network), options, std::move(report), image_size, started);
 }
 
-/// compile()'s work for a ResNet on backend B's executor. The model is taken by value: passes rewrite the copy.
-template <PolicyBundle Level, backend::Backend B>
-runtime::EngineImpl<Level, B> compile_impl(models::ResNet model, CompileOptions options) {
+/// compile()'s work for any registered model on backend B's executor: the family's passes (its
+/// models::ModelTraits), the epilogue-fusion decision, then the executor and the network. The model is
+/// taken by value: passes rewrite the copy (tensors are shared until a pass replaces one).
+template <PolicyBundle Level, backend::Backend B, models::RegisteredModel Model>
+runtime::EngineImpl<Level, B> compile_impl(Model model, CompileOptions options) {
+  using Traits = models::ModelTraits<Model>;
   const auto started = std::chrono::steady_clock::now();
   runtime::Report report = start_report<Level, B>(model.name, model.parameter_count(), options);
-  if constexpr (Level::fusion::folds_batch_norm) {
-    const int folded = runtime::passes::fold_batch_norms(model);
-    report.applied("fold_bn", std::to_string(folded) + " BatchNorms folded into their convolutions");
+  const int image_size = Traits::image_size(model, options.image_size, "CompileOptions::image_size: ");
+  Traits::template run_passes<Level>(model, &report);
+  if constexpr (Level::fusion::fuses_epilogue) {
+    report.applied("epilogue_fusion", std::string(Traits::fused_epilogue));
   } else {
-    report.skipped("fold_bn", "fusion=none keeps BatchNorm as its own operation");
+    report.skipped("epilogue_fusion", std::string("fusion=") + std::string(Level::fusion::name));
   }
-  note_epilogue_fusion<Level>(report, "bias, shortcut add and ReLU computed in each convolution's epilogue");
-  const std::int64_t image_size = options.image_size > 0 ? options.image_size : 224;
-  return build_engine<Level, B, models::ResNetNetwork>(model, options, std::move(report), image_size, started);
-}
-
-/// compile()'s work for a ViT on backend B's executor. Its image size is fixed by the model (the position embedding).
-template <PolicyBundle Level, backend::Backend B>
-runtime::EngineImpl<Level, B> compile_impl(const models::ViT& model, CompileOptions options) {
-  const auto started = std::chrono::steady_clock::now();
-  runtime::Report report = start_report<Level, B>(model.name, model.parameter_count(), options);
-  require(options.image_size == 0 || options.image_size == model.image_size, model.name, ": CompileOptions::image_size is ",
-          options.image_size, ", but the model's weights fix it at ", model.image_size);
-  note_epilogue_fusion<Level>(report, "GELU in fc1's epilogue; residual adds in the output projection and fc2");
-  return build_engine<Level, B, models::ViTNetwork>(model, options, std::move(report), model.image_size, started);
+  return build_engine<Level, B>(model, options, std::move(report), image_size, started);
 }
 
 template <class B>
@@ -93,14 +104,22 @@ constexpr void require_backend_built() {
                 "visopt::cuda (needs the CUDA toolkit, cuDNN and cuBLASLt) for backend::Cuda");
 }
 
+/// The backend's own rules (B::can_implement): a level it cannot run fails here with the rule's message.
+template <backend::Backend B, PolicyBundle Level>
+constexpr void require_implementable() {
+  if constexpr (B::available) static_assert(backend::implementable<B, Level>());
+}
+
 }  // namespace detail
 
-/// Compiles a ResNet for Level on backend B. The model is taken by value: passes rewrite the copy.
+/// Compiles a model (a models::ResNet or models::ViT; any registered family) for Level on backend B.
+/// The model is taken by value: passes rewrite the copy. A ViT's image size is fixed by its weights.
 /// backend::Cuda from a plain C++ file needs the engine's code compiled once by nvcc (docs/backends.md):
 /// visopt_add_cuda_engines() in CMake, or a .cu file with VISOPT_INSTANTIATE_CUDA_ENGINES(Level).
-template <PolicyBundle Level, backend::Backend B>
-Engine<Level, B> compile(models::ResNet model, CompileOptions options = {}) {
+template <PolicyBundle Level, backend::Backend B, models::RegisteredModel Model>
+Engine<Level, B> compile(Model model, CompileOptions options = {}) {
   detail::require_backend_built<B>();
+  detail::require_implementable<B, Level>();
   if constexpr (std::same_as<B, backend::Cuda>) {
     return backend::cuda::compile_engine<Level>(std::move(model), std::move(options));
   } else {
@@ -108,15 +127,19 @@ Engine<Level, B> compile(models::ResNet model, CompileOptions options = {}) {
   }
 }
 
-/// Compiles a ViT for Level on backend B. Its image size is fixed by the model (the position embedding).
-template <PolicyBundle Level, backend::Backend B>
-Engine<Level, B> compile(const models::ViT& model, CompileOptions options = {}) {
-  detail::require_backend_built<B>();
-  if constexpr (std::same_as<B, backend::Cuda>) {
-    return backend::cuda::compile_engine<Level>(model, std::move(options));
-  } else {
-    return Engine<Level, B>(detail::compile_impl<Level, B>(model, std::move(options)));
-  }
+/// Rebuilds an engine from the model's weights and a plan that Engine::save wrote: the plan's batch sizes
+/// (max_batch, image_size, warmup_batches) and algorithm choices, `options` for the rest (threads, device,
+/// cache, strict, plan_mismatch). Nothing is timed for the shapes the plan covers. A plan that cannot be
+/// read is a visopt::Error naming the file; one saved for another model, level, backend, device or
+/// version is an error naming the difference, or a fresh compile with PlanMismatch::recompile.
+template <PolicyBundle Level, backend::Backend B, models::RegisteredModel Model>
+Engine<Level, B> load(Model model, const std::string& plan_path, CompileOptions options = {}) {
+  const runtime::SavedPlan plan = runtime::SavedPlan::read(plan_path);
+  options.max_batch = plan.options["max_batch"].get<int>();
+  options.image_size = plan.options["image_size"].get<int>();
+  options.warmup_batches = plan.options["warmup_batches"].get<std::vector<int>>();
+  options.plan = plan_path;
+  return compile<Level, B>(std::move(model), std::move(options));
 }
 
 }  // namespace visopt

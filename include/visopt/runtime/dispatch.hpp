@@ -9,7 +9,7 @@
 #include "../backend/backends.hpp"
 #include "../core/env.hpp"
 #include "../core/error.hpp"
-#include "../models/by_name.hpp"
+#include "../models/registry.hpp"
 #include "../policy/levels.hpp"
 #include "compile.hpp"
 #include "engine.hpp"
@@ -83,11 +83,11 @@ decltype(auto) with_level_and_backend(std::string_view level, std::string_view b
     return with_backend(backend_name, [&](auto backend_tag) -> decltype(auto) {
       using L = decltype(level_tag);
       using B = decltype(backend_tag);
-      if constexpr (B::template supports<L>) {
+      if constexpr (B::template can_implement<L>().ok) {
         return f(level_tag, backend_tag);
       } else {
-        throw Error(detail::concat("backend '", B::name, "' cannot run level ", L::name, " (",
-                                   describe_policy<L>(), "); the reference backend computes fp32 NCHW eagerly: use O0 or O1"));
+        throw Error(detail::concat("backend '", B::name, "' cannot run level ", L::name, " (", describe_policy<L>(),
+                                   "): ", B::template can_implement<L>().reason));
         return f(O0{}, backend::Reference{});  // unreachable; names the return type
       }
     });
@@ -130,14 +130,19 @@ inline std::string choose_backend(std::string_view given, std::string_view fallb
 
 namespace visopt {
 
+/// Why the named backend cannot run the named level (its can_implement's reason), or "" when it can.
+inline std::string why_level_cannot_run_on(std::string_view level, std::string_view backend_name) {
+  return with_level(level, [&](auto level_tag) {
+    return with_backend(backend_name, [](auto backend_tag) {
+      return std::string(decltype(backend_tag)::template can_implement<decltype(level_tag)>().reason);
+    });
+  });
+}
+
 /// Whether the named backend runs the named level (O2 on the reference backend does not); names that
 /// are no level or backend built here are a visopt::Error listing the valid ones.
 inline bool level_runs_on(std::string_view level, std::string_view backend_name) {
-  return with_level(level, [&](auto level_tag) {
-    return with_backend(backend_name, [](auto backend_tag) {
-      return decltype(backend_tag)::template supports<decltype(level_tag)>;
-    });
-  });
+  return why_level_cannot_run_on(level, backend_name).empty();
 }
 
 /// The highest level the named backend runs: O3 on onednn and cuda, O1 on the reference backend.

@@ -12,10 +12,12 @@
 #include <utility>
 
 #include "../backend/backends.hpp"
+#include "../backend/contract.hpp"
 #include "../policy/policy.hpp"
-#include "network.hpp"
-#include "options.hpp"
-#include "report.hpp"
+#include "../services/network.hpp"
+#include "../services/options.hpp"
+#include "../services/plan.hpp"
+#include "../services/report.hpp"
 
 namespace visopt {
 
@@ -40,6 +42,7 @@ template <PolicyBundle Level, backend::Backend B>
 class EngineImpl {
  public:
   using Executor = typename visopt::detail::executor_of<B, Level>::type;
+  static_assert(backend::check_executor<Executor>());  // names the operation a backend lacks or misspells
   using level = Level;
   using backend_type = B;
 
@@ -54,10 +57,7 @@ class EngineImpl {
     require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
     warm_up();
     report_.weight_bytes = executor_->weight_bytes();  // after the warm-up: oneDNN packs weights there
-    // Executors that learn more during the warm-up (what was packed, planned, fused) add it here.
-    if constexpr (requires(const Executor& e, Report& r) { e.complete_report(r); }) {
-      executor_->complete_report(report_);
-    }
+    executor_->complete_report(report_);  // what the executor learnt during the warm-up: packed, planned, fused
     report_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   }
 
@@ -80,6 +80,21 @@ class EngineImpl {
     require(batch >= 1 && batch <= options_.max_batch, report_.model, ": input_buffer(", batch, "): the engine runs 1..",
             options_.max_batch, " images (CompileOptions::max_batch)");
     return executor_->host_buffer({batch, 3, image_size_, image_size_});
+  }
+
+  /// Writes this engine's plan to `path` (services/plan.hpp): its algorithm choices, the batch sizes it
+  /// was warmed up at and its report, keyed by model, level, backend, device, library versions and
+  /// visopt's version. visopt::load (or CompileOptions::plan) rebuilds the engine from weights and this
+  /// file without tuning. Serialised with run(); throws visopt::Error when the file cannot be written.
+  void save(const std::string& path) const {
+    std::lock_guard lock(*run_mutex_);
+    SavedPlan plan;
+    plan.key = SavedPlan::key_for(report_.model, report_.parameters, report_.level, report_.policy, report_.backend,
+                                  executor_->identity());
+    plan.options = {{"max_batch", options_.max_batch}, {"image_size", image_size_}, {"warmup_batches", options_.warmup_batches}};
+    plan.algorithms = executor_->saved_algorithms();
+    plan.report = report_.json();
+    plan.write(path);
   }
 
   /// Fixed after compile(): readable from any thread.
@@ -123,6 +138,7 @@ class EngineInterface {
   virtual const CompileOptions& options() const = 0;
   virtual std::int64_t image_size() const = 0;
   virtual Tensor input_buffer(int batch) const = 0;
+  virtual void save(const std::string& path) const = 0;
 };
 
 /// An engine of known type behind EngineInterface.
@@ -135,6 +151,7 @@ class EngineAdapter final : public EngineInterface {
   const CompileOptions& options() const override { return engine_.options(); }
   std::int64_t image_size() const override { return engine_.image_size(); }
   Tensor input_buffer(int batch) const override { return engine_.input_buffer(batch); }
+  void save(const std::string& path) const override { engine_.save(path); }
   E& engine() { return engine_; }
 
  private:
@@ -152,7 +169,7 @@ class Engine : public runtime::EngineImpl<Level, B> {
 
 /// Any compiled engine, its level and backend erased: what a program that picks them at run time holds
 /// (`visopt::with_level_and_backend(...)` returning one), and what a CUDA engine is in plain C++.
-/// run(), report(), options() and image_size() behave as Engine's; calling them on an empty AnyEngine
+/// run(), report(), options(), image_size() and save() behave as Engine's; calling them on an empty AnyEngine
 /// (default-constructed or moved from) throws visopt::Error.
 class AnyEngine {
  public:
@@ -168,6 +185,7 @@ class AnyEngine {
   const runtime::CompileOptions& options() const { return held().options(); }
   std::int64_t image_size() const { return held().image_size(); }
   Tensor input_buffer(int batch) const { return held().input_buffer(batch); }
+  void save(const std::string& path) const { held().save(path); }
   explicit operator bool() const { return impl_ != nullptr; }
   /// The engine behind the handle (backend::cuda::executor_of reaches a CUDA engine's executor through it).
   runtime::EngineInterface& implementation() { return held(); }
@@ -189,7 +207,7 @@ class AnyEngine {
   std::unique_ptr<runtime::EngineInterface> impl_;
 };
 
-/// A CUDA engine: a handle on an engine whose code nvcc compiled (visopt/backend/cuda/engines.cuh), so that
+/// A CUDA engine: a handle on an engine whose code nvcc compiled (visopt/runtime/cuda_engines.cuh), so that
 /// plain C++ translation units can compile and run it. Same calls as every Engine; the executor is reached
 /// with backend::cuda::executor_of(engine) in CUDA translation units.
 template <PolicyBundle Level>

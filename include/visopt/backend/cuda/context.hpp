@@ -6,8 +6,8 @@
 
 #include <memory>
 
-#include "../../runtime/algorithm_cache.hpp"
-#include "../../runtime/memory_pool.hpp"
+#include "../../services/algorithm_cache.hpp"
+#include "../../services/memory_pool.hpp"
 #include "device.hpp"
 #include "handles.hpp"
 
@@ -30,11 +30,20 @@ class Context {
         pool_(Device::cuda(device_index)),
         results_(Device::cuda(device_index)) {
     if (measured_tuning) {
-      const std::string identity = visopt::detail::concat(device_.name, " sm_", device_.major, device_.minor, " cudnn ",
-                                                          device_.cudnn_version, " cublasLt ", cublasLtGetVersion(),
-                                                          " cuda ", device_.runtime_version);
-      cache_ = std::make_unique<runtime::AlgorithmCache>(runtime::cache_directory(cache_dir) / "cuda-algorithms.json", identity);
+      cache_ = std::make_unique<runtime::AlgorithmCache>(runtime::cache_directory(cache_dir) / "cuda-algorithms.json", identity());
     }
+  }
+
+  /// The GPU and the library versions algorithm choices are valid for (the cache's and saved plans' key).
+  std::string identity() const {
+    return visopt::detail::concat(device_.name, " sm_", device_.major, device_.minor, " cudnn ", device_.cudnn_version,
+                                  " cublasLt ", cublasLtGetVersion(), " cuda ", device_.runtime_version);
+  }
+
+  /// Takes a saved plan's algorithm choices instead of the on-disk cache: held in memory, nothing timed
+  /// for the shapes they cover (a shape they miss is timed and kept with them). Heuristic tuning keeps none.
+  void use_saved_algorithms(const nlohmann::json& entries) {
+    if (cache_) cache_ = std::make_unique<runtime::AlgorithmCache>(entries, identity());
   }
 
   const DeviceInfo& device() const { return device_; }

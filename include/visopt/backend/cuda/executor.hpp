@@ -3,7 +3,7 @@
 // O0 runs fp32 with TF32 off, op by op; O1 folds and fuses and allows TF32; O2 computes in fp16 (bf16
 // when asked) with NHWC activations end to end; O3 also captures the whole forward once per batch
 // size in a CUDA Graph and replays it. Compile this only in .cu translation units (nvcc); plain C++
-// reaches it through backend/cuda/engine.hpp.
+// reaches it through runtime/cuda_engine.hpp.
 
 #include <map>
 #include <memory>
@@ -13,8 +13,8 @@
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
-#include "../../runtime/options.hpp"
-#include "../../runtime/report.hpp"
+#include "../../services/options.hpp"
+#include "../../services/report.hpp"
 #include "../backends.hpp"
 #include "context.hpp"
 #include "convolution.hpp"
@@ -30,21 +30,14 @@
 
 namespace visopt::backend::cuda {
 
-/// The storage type a precision policy computes in on the GPU.
-template <class Precision>
-constexpr DType compute_dtype() {
-  if constexpr (std::is_same_v<Precision, precision::fp16> || std::is_same_v<Precision, precision::half>) return DType::f16;
-  else if constexpr (std::is_same_v<Precision, precision::bf16>) return DType::bf16;
-  else return DType::f32;
-}
-
 template <PolicyBundle P>
 class Executor {
  public:
-  static constexpr DType dtype = compute_dtype<typename P::precision>();
-  static constexpr bool nhwc = std::is_same_v<typename P::layout, layout::nhwc>;
-  static constexpr bool tensor_cores = !std::is_same_v<typename P::precision, precision::fp32>;
-  static constexpr bool captures = P::execution::static_plan;
+  static constexpr Lowering lowered = Cuda::lower<P>();  // the backend's traits decide; the executor follows
+  static constexpr DType dtype = lowered.dtype;
+  static constexpr bool nhwc = lowered.channels_last;
+  static constexpr bool tensor_cores = lowered.tensor_cores;
+  static constexpr bool captures = lowered.captures;
   static constexpr MemoryFormat image_format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
   static constexpr std::string_view precision_name = dtype == DType::f16 ? "fp16" : dtype == DType::bf16 ? "bf16" : "fp32";
 
@@ -59,7 +52,7 @@ class Executor {
   };
   struct PatchEmbed {
     Linear projection;
-    Tensor class_token, position;  // device f32
+    Tensor prefix_tokens, position;  // device f32: [T, D] class (and distillation) token, [L, D]
     int patch;
   };
 
@@ -90,6 +83,20 @@ class Executor {
     else report.skipped("cuda_graph", "execution=eager launches kernels one by one");
     note_kernel_code(report);
   }
+
+  // ---- saved plans (services/plan.hpp) ----
+  /// The GPU and library versions the algorithm choices hold for.
+  std::string identity() const { return "cuda " + context_.identity(); }
+  /// Takes a saved plan's algorithm choices instead of the on-disk cache (before the first forward).
+  void use_saved_algorithms(const nlohmann::json& entries, runtime::Report& report) {
+    context_.use_saved_algorithms(entries);
+    if (context_.cache()) {
+      report.applied("measured_tuning", "algorithm choices from the saved plan (" + std::to_string(entries.size()) +
+                                            " entries): nothing is timed for the shapes it covers");
+    }
+  }
+  /// The algorithm choices this engine made or looked up: what Engine::save keeps.
+  nlohmann::json saved_algorithms() const { return context_.cache() ? context_.cache()->used() : nlohmann::json::object(); }
 
   ~Executor() {
     if (auto* cache = context_.cache()) cache->save();
@@ -133,7 +140,7 @@ class Executor {
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
     nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
-    return {prepare_linear(projection, {}), context_.upload(p.class_token, DType::f32), context_.upload(p.position, DType::f32), p.patch};
+    return {prepare_linear(projection, {}), context_.upload(p.prefix_tokens, DType::f32), context_.upload(p.position, DType::f32), p.patch};
   }
 
   // ---- run() ----
@@ -282,6 +289,9 @@ class Executor {
     return y;
   }
 
+  /// x [B, L, K] -> attention over the heads of its qkv projection -> [B, L, D].
+  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
+
   /// qkv [B, L, 3D] -> [B, L, D]
   Tensor attention(const Tensor& qkv, int heads) {
     const auto b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
@@ -325,12 +335,13 @@ class Executor {
           in<T>(x), strides4(x), static_cast<int>(c), static_cast<int>(grid_w), p, out<T>(patches));
     });
     Tensor projected = linear(e.projection, patches);
-    Tensor tokens = context_.allocate({n, grid + 1, d}, dtype);
+    const auto prefix = e.prefix_tokens.dim(0);
+    Tensor tokens = context_.allocate({n, grid + prefix, d}, dtype);
     launch("assemble_tokens", [&](auto tag) {
       using T = decltype(tag);
-      kernels::assemble_tokens_kernel<T><<<dim3(static_cast<unsigned>(grid + 1), static_cast<unsigned>(n)), 256, 0, stream()>>>(
-          in<T>(projected), e.class_token.template data_as<float>(), e.position.template data_as<float>(), out<T>(tokens),
-          static_cast<int>(d));
+      kernels::assemble_tokens_kernel<T><<<dim3(static_cast<unsigned>(grid + prefix), static_cast<unsigned>(n)), 256, 0, stream()>>>(
+          in<T>(projected), e.prefix_tokens.template data_as<float>(), static_cast<int>(prefix), e.position.template data_as<float>(),
+          out<T>(tokens), static_cast<int>(d));
     });
     return tokens;
   }

@@ -17,10 +17,10 @@
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
-#include "../../runtime/memory_plan.hpp"
-#include "../../runtime/memory_pool.hpp"
-#include "../../runtime/options.hpp"
-#include "../../runtime/report.hpp"
+#include "../../services/memory_plan.hpp"
+#include "../../services/memory_pool.hpp"
+#include "../../services/options.hpp"
+#include "../../services/report.hpp"
 #include "../backends.hpp"
 #include "attention.hpp"
 #include "conv.hpp"
@@ -54,8 +54,9 @@ inline std::string implementation_summary(const Context::Census& census) {
 
 template <PolicyBundle P>
 class Executor {
-  static constexpr bool static_plan = P::execution::static_plan;
-  static constexpr bool channels_last = std::is_same_v<typename P::layout, layout::nhwc>;
+  static constexpr Lowering lowered = OneDnn::lower<P>();  // the backend's traits decide; the executor follows
+  static constexpr bool static_plan = lowered.static_plan;
+  static constexpr bool channels_last = lowered.channels_last;
   // layout::nchw past the op-by-op baseline (fusion=none stays plain NCHW): channels-first in
   // oneDNN's nChw16c blocks, as PyTorch's mkldnn tensors are. oneDNN 2.6 runs plain-NCHW fp32
   // convolutions as im2col + GEMM, several times slower; its blocked and NHWC kernels are direct.
@@ -79,7 +80,7 @@ class Executor {
   };
   struct PatchEmbed {
     LinearOp* projection = nullptr;  // [D, C*p*p], columns in the order patchify writes
-    Tensor class_token, position;
+    Tensor prefix_tokens, position;  // [T, D] class (and distillation) token, [L, D]
     int patch = 16;
   };
 
@@ -91,7 +92,7 @@ class Executor {
       require(!options.strict.value_or(false), "visopt: precision::fp16 on backend::OneDnn: oneDNN 2.6 has no fp16 CPU kernels; use "
                                "precision::bf16 or precision::half, or leave CompileOptions::strict off to run in fp32");
       report.skipped("fp16", "oneDNN 2.6 has no fp16 CPU kernels; computing in fp32 (precision::half or bf16 use bf16)");
-    } else if constexpr (std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half>) {
+    } else if constexpr (lowered.dtype == DType::bf16) {
       if (cpu.bf16) {
         dtype_ = DType::bf16;
         report.applied("bf16", "bf16 activations and weights on " + cpu.isa_name +
@@ -122,6 +123,14 @@ class Executor {
     report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
   }
 
+  // ---- saved plans: oneDNN dispatches one implementation per shape and ISA, so a plan holds no algorithms ----
+  static std::string identity() {
+    const dnnl_version_t* v = dnnl_version();
+    return visopt::detail::concat("cpu oneDNN ", v->major, ".", v->minor, ".", v->patch, " ", cpu_features().isa_name);
+  }
+  void use_saved_algorithms(const nlohmann::json& /*entries*/, runtime::Report& /*report*/) {}
+  static nlohmann::json saved_algorithms() { return nlohmann::json::object(); }
+
   // ---- compile(): prepare parameters (weights are packed at the first forward of each layout) ----
   // Each op keeps the fp32 tensors it is given (packing for a layout starts from them).
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
@@ -143,7 +152,7 @@ class Executor {
     return {own(std::make_unique<LayerNormOp>(p))};
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
-    held_.add(p.class_token, p.position);  // the projection's weight (permuted for NHWC) and bias: below
+    held_.add(p.prefix_tokens, p.position);  // the projection's weight (permuted for NHWC) and bias: below
     const std::int64_t d = p.weight.dim(0), c = p.weight.dim(1), k = p.weight.dim(2) * p.weight.dim(3);
     Tensor weight = p.weight.reshaped({d, c * k});
     if constexpr (channels_last) {
@@ -159,7 +168,7 @@ class Executor {
       weight = permuted;
     }
     held_.add(weight, p.bias);
-    return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.class_token,
+    return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.prefix_tokens,
             p.position, p.patch};
   }
 
@@ -273,10 +282,11 @@ class Executor {
     return y;
   }
 
+  /// Nothing to prepare: the attention primitives are made at the first forward of each shape.
+  void prepare_attention(int /*heads*/) {}
   /// x [B, L, K] -> attention(q, k, v) [B, L, D] where [q k v] = x·qkvᵀ + b: the projection writes
   /// q, k and v as separate dense planes that the attention matmuls read per head through strides,
-  /// so the packed [B, L, 3D] qkv is never made (nn::MultiHeadAttention takes this path when the
-  /// executor offers it).
+  /// so the packed [B, L, 3D] qkv is never made.
   Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) {
     LinearOp& op = *qkv.op;
     const std::int64_t b = x.dim(0), l = x.dim(1), k = op.in_features(), d = op.out_features() / 3;
@@ -305,8 +315,8 @@ class Executor {
     loops::patchify(x, e.patch, patches);
     Tensor projected = allocate({n * grid, d}, x.dtype());
     e.projection->run(context_, patches, projected);
-    Tensor tokens = allocate({n, grid + 1, d}, x.dtype());
-    loops::assemble_tokens(projected, e.class_token, e.position, tokens);
+    Tensor tokens = allocate({n, grid + e.prefix_tokens.dim(0), d}, x.dtype());
+    loops::assemble_tokens(projected, e.prefix_tokens, e.position, tokens);
     return tokens;
   }
 

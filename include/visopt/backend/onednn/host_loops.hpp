@@ -65,11 +65,11 @@ inline void patchify(const TensorView& images, int patch, const TensorView& patc
   }
 }
 
-/// tokens [N, 1+G, D] = concat(class_token, projected [N, G, D]) + position [1+G, D], summed in fp32.
-inline void assemble_tokens(const TensorView& projected, const Tensor& class_token, const Tensor& position,
+/// tokens [N, T+G, D] = concat(prefix_tokens [T, D], projected [N, G, D]) + position [T+G, D], summed in fp32.
+inline void assemble_tokens(const TensorView& projected, const Tensor& prefix_tokens, const Tensor& position,
                             const TensorView& tokens) {
-  const std::int64_t n = tokens.dim(0), l = tokens.dim(1), d = tokens.dim(2);
-  const float* cls = class_token.data_as<float>();
+  const std::int64_t n = tokens.dim(0), l = tokens.dim(1), d = tokens.dim(2), prefix = prefix_tokens.dim(0);
+  const float* first = prefix_tokens.data_as<float>();
   const float* pos = position.data_as<float>();
   with_element_type(tokens.dtype(), [&]<class T>() {
     const T* src = static_cast<const T*>(projected.data());
@@ -79,10 +79,10 @@ inline void assemble_tokens(const TensorView& projected, const Tensor& class_tok
       for (std::int64_t t = 0; t < l; ++t) {
         T* out = dst + (i * l + t) * d;
         const float* p = pos + t * d;
-        if (t == 0) {
-          for (std::int64_t e = 0; e < d; ++e) store(out, e, cls[e] + p[e]);
+        if (t < prefix) {
+          for (std::int64_t e = 0; e < d; ++e) store(out, e, first[t * d + e] + p[e]);
         } else {
-          const T* in = src + (i * (l - 1) + t - 1) * d;
+          const T* in = src + (i * (l - prefix) + t - prefix) * d;
           for (std::int64_t e = 0; e < d; ++e) store(out, e, load(in, e) + p[e]);
         }
       }

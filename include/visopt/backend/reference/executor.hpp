@@ -8,9 +8,9 @@
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
-#include "../../runtime/memory_pool.hpp"
-#include "../../runtime/options.hpp"
-#include "../../runtime/report.hpp"
+#include "../../services/memory_pool.hpp"
+#include "../../services/options.hpp"
+#include "../../services/report.hpp"
 #include "../backends.hpp"
 #include "kernels.hpp"
 
@@ -18,24 +18,9 @@
 
 namespace visopt::backend::reference {
 
-/// The catch-all for what the reference backend cannot run: it says what to use instead.
-template <PolicyBundle P>
-constexpr bool check_policy() {
-  static_assert(!precision::is_reduced_v<typename P::precision>,
-                "visopt: the reference backend computes in fp32 only; use backend::OneDnn or backend::Cuda for "
-                "half precision, or precision::fp32 (O0/O1)");
-  static_assert(std::is_same_v<typename P::layout, layout::nchw>,
-                "visopt: the reference backend keeps activations in NCHW; use layout::nchw, or backend::OneDnn / "
-                "backend::Cuda for channels_last");
-  static_assert(std::is_same_v<typename P::execution, execution::eager>,
-                "visopt: the reference backend runs eagerly; use execution::eager, or backend::OneDnn / "
-                "backend::Cuda for a static plan and graph capture");
-  return true;
-}
-
 template <PolicyBundle P>
 class Executor {
-  static_assert(check_policy<P>());
+  static_assert(implementable<Reference, P>());  // a bundle it cannot run fails with the rule that says why
 
  public:
   struct Conv {
@@ -55,7 +40,7 @@ class Executor {
   };
   struct PatchEmbed {
     Linear projection;  // [D, C*p*p]
-    Tensor class_token, position;
+    Tensor prefix_tokens, position;  // [T, D] class (and distillation) token, [L, D]
     int patch;
   };
 
@@ -93,8 +78,8 @@ class Executor {
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
-    held_.add(p.weight, p.bias, p.class_token, p.position);
-    return {{p.weight.reshaped({d, p.weight.numel() / d}), p.bias, {}}, p.class_token, p.position, p.patch};
+    held_.add(p.weight, p.bias, p.prefix_tokens, p.position);
+    return {{p.weight.reshaped({d, p.weight.numel() / d}), p.bias, {}}, p.prefix_tokens, p.position, p.patch};
   }
 
   // ---- run(): operations; each returns a fresh activation from the pool ----
@@ -174,21 +159,27 @@ class Executor {
     return y;
   }
 
-  /// images [N,C,H,W] -> tokens [N, 1 + (H/p)(W/p), D]: class token first, position embedding added.
+  /// Nothing to prepare: attention has no parameters here.
+  void prepare_attention(int /*heads*/) {}
+  /// x [B, L, K] -> attention over the heads of its qkv projection [B, L, 3D] -> [B, L, D].
+  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
+
+  /// images [N,C,H,W] -> tokens [N, T + (H/p)(W/p), D]: the T prefix tokens first, position embedding added.
   Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {
     const auto n = x.dim(0), grid = (x.dim(2) / e.patch) * (x.dim(3) / e.patch), d = e.projection.weight.dim(0);
+    const auto prefix = e.prefix_tokens.dim(0);
     Tensor patches = pool_.allocate({n, grid, e.projection.weight.dim(1)}, DType::f32);
     reference::patchify(x, e.patch, patches);
     Tensor projected = linear(e.projection, patches);
-    Tensor tokens = pool_.allocate({n, grid + 1, d}, DType::f32);
-    const float* cls = f32(e.class_token);
+    Tensor tokens = pool_.allocate({n, grid + prefix, d}, DType::f32);
+    const float* first = f32(e.prefix_tokens);
     const float* pos = f32(e.position);
     const float* src = f32(projected);
     float* dst = f32(tokens);
     for (std::int64_t b = 0; b < n; ++b) {
-      for (std::int64_t t = 0; t <= grid; ++t) {
-        const float* from = t == 0 ? cls : src + (b * grid + t - 1) * d;
-        float* to = dst + (b * (grid + 1) + t) * d;
+      for (std::int64_t t = 0; t < grid + prefix; ++t) {
+        const float* from = t < prefix ? first + t * d : src + (b * grid + t - prefix) * d;
+        float* to = dst + (b * (grid + prefix) + t) * d;
         for (std::int64_t i = 0; i < d; ++i) to[i] = from[i] + pos[t * d + i];
       }
     }
@@ -204,6 +195,11 @@ class Executor {
     }
     return y;
   }
+
+  // ---- saved plans: nothing is tuned here, so a plan holds no algorithms ----
+  static std::string identity() { return "cpu reference"; }
+  void use_saved_algorithms(const nlohmann::json& /*entries*/, runtime::Report& /*report*/) {}
+  static nlohmann::json saved_algorithms() { return nlohmann::json::object(); }
 
   /// Called by Engine after the warm-up: the one algorithm each kind of operation has here.
   void complete_report(runtime::Report& report) const {

@@ -23,16 +23,18 @@ __global__ void patchify_kernel(const T* x, Strides4 xs, int channels, int grid_
   }
 }
 
-/// tokens[b,0] = class_token + position[0]; tokens[b,1+t] = projected[b,t] + position[1+t].
+/// tokens[b,t] = prefix[t] + position[t] for the `prefix` leading tokens (class, then distillation);
+/// tokens[b,prefix+i] = projected[b,i] + position[prefix+i].
 /// grid (tokens per image, B): one block per token, its threads across the d features.
 template <class T>
-__global__ void assemble_tokens_kernel(const T* projected, const float* class_token, const float* position, T* tokens, int d) {
+__global__ void assemble_tokens_kernel(const T* projected, const float* prefix_tokens, int prefix, const float* position, T* tokens,
+                                       int d) {
   const int t = blockIdx.x, tokens_per_image = gridDim.x;
   const long long b = blockIdx.y;
-  const T* source = projected + (b * (tokens_per_image - 1) + t - 1) * d;  // read only when t > 0
+  const T* source = projected + (b * (tokens_per_image - prefix) + t - prefix) * d;  // read only when t >= prefix
   T* destination = tokens + (b * tokens_per_image + t) * d;
   for (int k = threadIdx.x; k < d; k += blockDim.x) {
-    const float v = t == 0 ? class_token[k] : load(source + k);
+    const float v = t < prefix ? prefix_tokens[t * d + k] : load(source + k);
     store(destination + k, v + position[t * d + k]);
   }
 }

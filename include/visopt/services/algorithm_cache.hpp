@@ -61,8 +61,14 @@ class AlgorithmCache {
   AlgorithmCache(std::filesystem::path file, std::string identity) : file_(std::move(file)), identity_(std::move(identity)) {
     load();
   }
+  /// A cache in memory only, holding `entries` (a saved plan's): nothing is read from or written to disk.
+  AlgorithmCache(nlohmann::json entries, std::string identity) : identity_(std::move(identity)), entries_(std::move(entries)) {
+    if (!entries_.is_object()) entries_ = nlohmann::json::object();
+  }
 
-  const std::filesystem::path& file() const { return file_; }
+  const std::filesystem::path& file() const { return file_; }  // empty for a cache in memory
+  /// The entries looked up or stored since this cache was made: what one engine chose (its saved plan's).
+  const nlohmann::json& used() const { return used_; }
   const std::string& warning() const { return warning_; }
   int hits() const { return hits_; }
   int misses() const { return misses_; }
@@ -70,6 +76,7 @@ class AlgorithmCache {
   std::optional<nlohmann::json> find(const std::string& key) {
     if (auto it = entries_.find(key); it != entries_.end()) {
       ++hits_;
+      used_[key] = *it;
       return *it;
     }
     ++misses_;
@@ -79,11 +86,13 @@ class AlgorithmCache {
   /// Drops an entry that turned out to be unusable (e.g. an algorithm the library rejects).
   void forget(const std::string& key) {
     entries_.erase(key);
+    used_.erase(key);
     forgotten_.insert(key);
     dirty_ = true;
   }
 
   void store(const std::string& key, nlohmann::json value) {
+    used_[key] = value;
     entries_[key] = std::move(value);
     forgotten_.erase(key);
     dirty_ = true;
@@ -95,7 +104,7 @@ class AlgorithmCache {
   /// both measured a key). A cache that cannot be written is a warning, not an error: the engine works
   /// without it. Never throws (destructors call it).
   void save() noexcept {
-    if (!dirty_) return;
+    if (!dirty_ || file_.empty()) return;
     try {
       std::error_code ec;
       std::filesystem::create_directories(file_.parent_path(), ec);
@@ -170,6 +179,7 @@ class AlgorithmCache {
   std::filesystem::path file_;
   std::string identity_;
   nlohmann::json entries_ = nlohmann::json::object();
+  nlohmann::json used_ = nlohmann::json::object();
   std::set<std::string> forgotten_;  // dropped here: a concurrent writer's copy must not bring them back
   std::string warning_;
   int hits_ = 0, misses_ = 0;

@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "../../nn/params.hpp"
+#include "../params.hpp"
 
-namespace visopt::runtime::passes {
+namespace visopt::nn::passes {
 
 /// Folds p.bn into p.conv (computed in double, stored fp32) and removes it. No-op when already folded.
 inline void fold_batch_norm(nn::ConvBnActParams& p) {
@@ -47,4 +47,4 @@ int fold_batch_norms(Model& model) {
   return folded;
 }
 
-}  // namespace visopt::runtime::passes
+}  // namespace visopt::nn::passes

@@ -12,6 +12,13 @@
 
 namespace visopt::runtime {
 
+/// What compile() does with a saved plan made for another model, level, backend, device, library or
+/// visopt version.
+enum class PlanMismatch {
+  error,      // a visopt::Error naming the first difference
+  recompile,  // compile afresh, as without a plan; the report's "saved_plan" entry says why
+};
+
 struct CompileOptions {
   int max_batch = 1;              // run() accepts batches of 1..max_batch images
   int num_threads = 0;            // CPU threads; 0 = VISOPT_NUM_THREADS, else the OpenMP/oneDNN default
@@ -21,6 +28,8 @@ struct CompileOptions {
   std::vector<int> warmup_batches{};  // more batch sizes to warm up at, each 1..max_batch: their algorithms are tuned (and, at O3, their graphs captured) in compile(), not in their first run()
   std::optional<bool> strict{};   // throw instead of falling back when an optimisation cannot apply here; unset = VISOPT_STRICT, else false
   std::optional<int> device{};    // GPU index for GPU backends; unset = VISOPT_DEVICE, else 0
+  std::string plan{};             // a plan saved by Engine::save: its algorithm choices are used, nothing is timed (visopt::load also takes its batch sizes); empty = none
+  PlanMismatch plan_mismatch = PlanMismatch::error;  // a plan saved for another model, level, device or version: error, or compile afresh
 };
 
 /// Where one resolved setting came from, for report().

@@ -3,7 +3,7 @@
 // in engine.hpp) and VISOPT_INSTANTIATE_CUDA_ENGINES(Level), which compiles it for one level, ResNet and
 // ViT. A program whose .cpp files call compile<Level, backend::Cuda> needs one .cu file such as
 //
-//     #include <visopt/backend/cuda/engines.cuh>
+//     #include <visopt/runtime/cuda_engines.cuh>
 //     VISOPT_INSTANTIATE_CUDA_ENGINES(visopt::O3)
 //
 // or CMake's visopt_add_cuda_engines(), which writes it. This header leaves Eigen and the reference
@@ -11,16 +11,16 @@
 // compiled both ways in one program would break the one-definition rule.
 
 #if !defined(__CUDACC__)
-#error "visopt/backend/cuda/engines.cuh is compiled by nvcc only; plain C++ files include <visopt/visopt.hpp>"
+#error "visopt/runtime/cuda_engines.cuh is compiled by nvcc only; plain C++ files include <visopt/visopt.hpp>"
 #endif
 
 #include <memory>
 #include <type_traits>
 
-#include "../../policy/levels.hpp"
-#include "../../runtime/compile.hpp"
-#include "engine.hpp"
-#include "executor.hpp"
+#include "../policy/levels.hpp"
+#include "compile.hpp"
+#include "cuda_engine.hpp"
+#include "../backend/cuda/executor.hpp"
 
 namespace visopt::backend::cuda {
 
@@ -34,14 +34,9 @@ Engine<Level, Cuda> hold(runtime::EngineImpl<Level, Cuda>&& impl) {
 }
 }  // namespace detail
 
-template <PolicyBundle Level>
-Engine<Level, Cuda> compile_engine(models::ResNet model, runtime::CompileOptions options) {
+template <PolicyBundle Level, class Model>
+Engine<Level, Cuda> compile_engine(Model model, runtime::CompileOptions options) {
   return detail::hold<Level>(visopt::detail::compile_impl<Level, Cuda>(std::move(model), std::move(options)));
-}
-
-template <PolicyBundle Level>
-Engine<Level, Cuda> compile_engine(const models::ViT& model, runtime::CompileOptions options) {
-  return detail::hold<Level>(visopt::detail::compile_impl<Level, Cuda>(model, std::move(options)));
 }
 
 /// The executor of a CUDA engine (its context, stream, captured graphs): for tests, benchmarks and
@@ -55,10 +50,15 @@ Executor<Level>& executor_of(Engine<Level, Cuda>& engine) {
 
 }  // namespace visopt::backend::cuda
 
-/// Compiles the CUDA engines of one level (a visopt::O0..O3 or a bundle of one's own) for ResNet and ViT,
-/// at namespace scope of one .cu file of the program.
-#define VISOPT_INSTANTIATE_CUDA_ENGINES(...)                                                                       \
-  template visopt::Engine<__VA_ARGS__, visopt::backend::Cuda> visopt::backend::cuda::compile_engine<__VA_ARGS__>( \
-      visopt::models::ResNet, visopt::runtime::CompileOptions);                                                    \
-  template visopt::Engine<__VA_ARGS__, visopt::backend::Cuda> visopt::backend::cuda::compile_engine<__VA_ARGS__>( \
-      const visopt::models::ViT&, visopt::runtime::CompileOptions)
+/// Compiles the CUDA engines of one level (a visopt::O0..O3 or a bundle of one's own) for every registered
+/// model type (VISOPT_REGISTERED_MODELS: ResNet and ViT, which DeiT is), at namespace scope of one .cu file
+/// of the program. The level is named through an alias because a bundle's spelling may hold commas.
+#define VISOPT_DETAIL_CONCAT2(a, b) a##b
+#define VISOPT_DETAIL_CONCAT(a, b) VISOPT_DETAIL_CONCAT2(a, b)
+#define VISOPT_DETAIL_CUDA_LEVEL VISOPT_DETAIL_CONCAT(visopt_cuda_engines_level_, __LINE__)
+#define VISOPT_DETAIL_INSTANTIATE_CUDA_ENGINE(Model)                                                     \
+  template visopt::Engine<VISOPT_DETAIL_CUDA_LEVEL, visopt::backend::Cuda>                               \
+  visopt::backend::cuda::compile_engine<VISOPT_DETAIL_CUDA_LEVEL, Model>(Model, visopt::runtime::CompileOptions);
+#define VISOPT_INSTANTIATE_CUDA_ENGINES(...)          \
+  using VISOPT_DETAIL_CUDA_LEVEL = __VA_ARGS__;       \
+  VISOPT_REGISTERED_MODELS(VISOPT_DETAIL_INSTANTIATE_CUDA_ENGINE) static_assert(true, "")

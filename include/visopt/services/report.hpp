@@ -21,6 +21,10 @@ struct Optimization {
 };
 
 struct Report {
+  /// The version of json()'s layout (docs/levels-and-policies.md, "The report as JSON"): raised when a
+  /// field is renamed, removed or changes meaning; adding a field keeps it.
+  static constexpr int json_version = 1;
+
   std::string model, level, backend, device, policy;
   std::string compute_precision;  // what the backend actually computes in ("fp32", "fp16", ...)
   std::vector<Optimization> optimizations;
@@ -70,7 +74,8 @@ struct Report {
   }
 
   nlohmann::json json() const {
-    nlohmann::json j{{"model", model},
+    nlohmann::json j{{"version", json_version},
+                     {"model", model},
                      {"level", level},
                      {"backend", backend},
                      {"device", device},

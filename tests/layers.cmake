@@ -1,0 +1,38 @@
+# Layers point one way (docs/architecture.md, "Layers"): a header includes headers of its own layer or
+# of the layers below it, never above. Run as `cmake -DROOT=<include/visopt> -P layers.cmake`; it lists
+# every include that points up and fails if there is one.
+set(layers core policy io services nn models backend runtime)  # bottom to top; visopt.hpp sits above all
+file(GLOB_RECURSE headers RELATIVE ${ROOT} ${ROOT}/*.hpp ${ROOT}/*.cuh)
+set(violations "")
+foreach(header IN LISTS headers)
+  string(REGEX MATCH "^[^/]+" from_dir "${header}")
+  if(from_dir STREQUAL header)  # visopt.hpp, the umbrella
+    continue()
+  endif()
+  list(FIND layers ${from_dir} from_rank)
+  if(from_rank EQUAL -1)
+    string(APPEND violations "\n  ${header}: '${from_dir}/' is in no layer; add it to tests/layers.cmake and docs/architecture.md")
+    continue()
+  endif()
+  file(STRINGS ${ROOT}/${header} includes REGEX "^#include \"")
+  get_filename_component(dir ${ROOT}/${header} DIRECTORY)
+  foreach(line IN LISTS includes)
+    string(REGEX REPLACE "^#include \"([^\"]+)\".*" "\\1" target "${line}")
+    if(target MATCHES "^visopt/")  # spelt from the include root
+      string(REGEX REPLACE "^visopt/" "" relative "${target}")
+    else()
+      get_filename_component(absolute ${dir}/${target} ABSOLUTE)
+      file(RELATIVE_PATH relative ${ROOT} ${absolute})
+    endif()
+    string(REGEX MATCH "^[^/]+" to_dir "${relative}")
+    list(FIND layers ${to_dir} to_rank)
+    if(to_rank GREATER from_rank)
+      string(APPEND violations "\n  ${header} includes ${relative}: '${from_dir}/' may not include the higher layer '${to_dir}/'")
+    endif()
+  endforeach()
+endforeach()
+list(LENGTH headers count)
+if(violations)
+  message(FATAL_ERROR "visopt layering: includes that point up (layers bottom to top: ${layers}):${violations}")
+endif()
+message(STATUS "visopt layering: ${count} headers, every include points down or sideways within its layer")
