@@ -15,6 +15,7 @@
 // SIGTERM stops it cleanly. The HTTP server is examples/serve/http.hpp (one thread per connection).
 
 #include <algorithm>
+#include <filesystem>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -72,6 +73,7 @@ struct Settings {
   int threads = 0;
   std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
   std::vector<std::string> once_paths;  // classify these images without serving
+  std::string plan_path;                // --plan: load the engine's plan from here, or save it here
 };
 
 /// Latencies of the most recent requests, for percentiles.
@@ -259,10 +261,18 @@ int serve(const Settings& s, const visopt::models::AnyModel& model, const std::v
   visopt::require(sizes.front() >= 1 && sizes.back() == s.max_batch, "serve: --batch-sizes must lie in 1..--max-batch and hold it (",
                   s.max_batch, ")");
   const bool resnet = std::holds_alternative<visopt::models::ResNet>(model);
+  // --plan: the algorithm choices of an earlier start (a deployment's engine file); one that does not fit
+  // this model, level, device or version is compiled afresh and replaced.
+  const bool plan_exists = !s.plan_path.empty() && std::filesystem::exists(s.plan_path);
   visopt::AnyEngine engine = visopt::compile_any(
       model, level, backend,
       {.max_batch = s.max_batch, .num_threads = s.threads, .image_size = resnet ? s.image_size : 0,
-       .warmup_batches = std::vector<int>(sizes.begin(), sizes.end() - 1)});
+       .warmup_batches = std::vector<int>(sizes.begin(), sizes.end() - 1), .plan = plan_exists ? s.plan_path : "",
+       .plan_mismatch = visopt::runtime::PlanMismatch::recompile});
+  if (!s.plan_path.empty() && !engine.report().has("saved_plan")) {
+    engine.save(s.plan_path);
+    std::fprintf(stderr, "serve: saved the engine's plan to %s\n", s.plan_path.c_str());
+  }
   const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, static_cast<int>(engine.image_size()));
   const visopt::runtime::BatchProcessor processor(engine, visopt::runtime::batch_options_for(transform));
 
@@ -366,6 +376,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", s.threads, "CPU threads of the engine; 0 = default")->capture_default_str();
   app.add_option("--classes", s.classes_path, "class names, one per line in logit order")->capture_default_str();
+  app.add_option("--plan", s.plan_path, "a saved plan: the engine is built from it when it exists and fits, else compiled "
+                                        "and saved there (nothing is tuned on the next start)");
   app.add_option("--once", s.once_paths, "classify these images, each alone in one direct engine run; print a JSON line each, exit")
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);

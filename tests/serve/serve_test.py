@@ -59,11 +59,13 @@ def main():
                 f.write(png(w, h, rng))
 
         # Each image alone through the engine, no batcher: the answers the server must give.
-        direct = subprocess.run([serve, *MODEL, "--once", *paths], check=True, capture_output=True, text=True)
+        plan = os.path.join(tmp, "engine.plan")
+        direct = subprocess.run([serve, *MODEL, "--plan", plan, "--once", *paths], check=True, capture_output=True, text=True)
+        check(os.path.exists(plan) and "saved the engine's plan" in direct.stderr, f"--plan was not saved: {direct.stderr!r}")
         expected = {a["image"]: a["top5"] for a in map(json.loads, direct.stdout.splitlines())}
         check(len(expected) == len(paths), f"--once answered {len(expected)} of {len(paths)} images")
 
-        server = subprocess.Popen([serve, *MODEL, "--host", "127.0.0.1", "--port", "0", "--batch-window-ms", "300"],
+        server = subprocess.Popen([serve, *MODEL, "--plan", plan, "--host", "127.0.0.1", "--port", "0", "--batch-window-ms", "300"],
                                   stdout=subprocess.PIPE, text=True)
         try:
             first = server.stdout.readline()
@@ -114,6 +116,8 @@ def main():
             check(body["batches"]["batch_sizes"] == [1, 2, 4], f"warmed-up batch sizes {body['batches']}")
             check(body["preprocess"].startswith("bilinear resize to 73, centre crop 64"), f"preprocess {body['preprocess']}")
             check(body["report"]["level"] == "O1" and body["report"]["backend"] == "reference", f"report {body['report']}")
+            check(any(o["name"] == "saved_plan" and o["applied"] for o in body["report"]["optimizations"]),
+                  f"the second start did not use the saved plan: {body['report']['optimizations']}")
             print(f"serve_test: {len(paths)} answers in batches of {sorted(sizes)}, latency {latency}")
         finally:
             server.send_signal(signal.SIGTERM)
