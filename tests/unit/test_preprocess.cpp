@@ -6,6 +6,7 @@
 
 #include <visopt/models/registry.hpp>
 #include <visopt/models/preprocessing.hpp>
+#include <visopt/models/summary.hpp>
 
 #include "catch.hpp"
 
@@ -105,6 +106,11 @@ TEST_CASE("model names: DeiT, distilled or not, in visopt's and timm's spelling"
   CHECK((deit.name == "deit_ti_16_distilled" && deit.distilled && deit.tokens() == 14 * 14 + 2));
   CHECK(deit.parameter_count() == std::get<models::ViT>(models::model_by_name("vit_ti_16", models::RandomWeights{3})).parameter_count() +
                                       192 /* dist_token */ + 192 /* its position */ + 192 * 1000 + 1000 /* head_dist */);
+  // summary() walks the same network: one more token through every block, and the second head.
+  const auto vit_summary = models::summarize(std::get<models::ViT>(models::model_by_name("vit_ti_16", models::RandomWeights{3})));
+  const auto deit_summary = models::summarize(deit);
+  CHECK(deit_summary.parameters == deit.parameter_count());
+  CHECK(deit_summary.macs_per_image > vit_summary.macs_per_image);
   // DeiT's weights expect timm's geometry with ImageNet's statistics.
   CHECK(io::describe(models::preprocess_for(deit)) ==
         "bicubic resize to 248, centre crop 224, mean 0.485/0.456/0.406, std 0.229/0.224/0.225");
