@@ -48,8 +48,7 @@ void apply_saved_plan(Exec& executor, const CompileOptions& options, runtime::Re
   std::string why;
   try {
     const runtime::SavedPlan plan = runtime::SavedPlan::read(options.plan);
-    const auto expected = runtime::SavedPlan::key_for(report.model, report.parameters, report.level, report.policy,
-                                                      report.backend, executor.identity());
+    const auto expected = runtime::SavedPlan::key_for(report, executor.identity());
     why = runtime::SavedPlan::difference(plan.key, expected);
     if (why.empty()) {
       executor.use_saved_algorithms(plan.algorithms, report);

@@ -89,8 +89,7 @@ class EngineImpl {
   void save(const std::string& path) const {
     std::lock_guard lock(*run_mutex_);
     SavedPlan plan;
-    plan.key = SavedPlan::key_for(report_.model, report_.parameters, report_.level, report_.policy, report_.backend,
-                                  executor_->identity());
+    plan.key = SavedPlan::key_for(report_, executor_->identity());
     plan.options = {{"max_batch", options_.max_batch}, {"image_size", image_size_}, {"warmup_batches", options_.warmup_batches}};
     plan.algorithms = executor_->saved_algorithms();
     plan.report = report_.json();

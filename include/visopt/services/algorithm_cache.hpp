@@ -3,7 +3,6 @@
 // algorithms), keyed by device, library versions, shape, dtype and layout. A second compile() reads it
 // and searches nothing. A corrupt or foreign file is ignored with a warning, never trusted.
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/env.hpp"
+#include "atomic_file.hpp"
 
 namespace visopt::runtime {
 
@@ -112,22 +112,12 @@ class AlgorithmCache {
       nlohmann::json entries = read_entries(/*quiet=*/true).value_or(nlohmann::json::object());
       entries.update(entries_);
       for (const auto& key : forgotten_) entries.erase(key);
-      const auto temporary = file_.string() + ".partial." + std::to_string(::getpid()) + "." + std::to_string(next_writer());
-      {
-        std::ofstream out(temporary, std::ios::trunc);
-        out << nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", format_version}, {"identity", identity_},
-                              {"entries", entries}}
-                   .dump(1);
-        if (!out) {
-          warn("cannot write '" + temporary + "'");
-          std::filesystem::remove(temporary, ec);
-          return;
-        }
-      }
-      std::filesystem::rename(temporary, file_, ec);
-      if (ec) {
-        warn("cannot replace '" + file_.string() + "': " + ec.message());
-        std::filesystem::remove(temporary, ec);
+      const std::string failed = write_file_atomically(
+          file_, nlohmann::json{{"format", "visopt-algorithm-cache"}, {"version", format_version}, {"identity", identity_},
+                                {"entries", entries}}
+                     .dump(1));
+      if (!failed.empty()) {
+        warn(failed);
         return;
       }
       entries_ = std::move(entries);
@@ -165,11 +155,6 @@ class AlgorithmCache {
     }
   }
 
-  /// Distinguishes the temporary files of caches saved at once inside one process.
-  static unsigned long next_writer() {
-    static std::atomic<unsigned long> writers{0};
-    return writers++;
-  }
 
   void warn(const std::string& message) {
     warning_ = message;

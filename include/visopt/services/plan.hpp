@@ -10,14 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <system_error>
-
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
 #include "../core/version.hpp"
+#include "atomic_file.hpp"
+#include "report.hpp"
 
 namespace visopt::runtime {
 
@@ -30,11 +29,12 @@ struct SavedPlan {
   nlohmann::json algorithms;  // the algorithm-cache entries the engine used (empty where nothing is tuned)
   nlohmann::json report;      // the saving compile's report().json(), for people and tools
 
-  /// The key of an engine: everything the algorithm choices depend on besides the shapes.
-  static nlohmann::json key_for(const std::string& model, std::int64_t parameters, const std::string& level,
-                                const std::string& policy, const std::string& backend, const std::string& device) {
-    return {{"visopt", std::string(visopt::version)}, {"model", model},   {"parameters", parameters}, {"level", level},
-            {"policy", policy},                       {"backend", backend}, {"device", device}};
+  /// The key of the engine `report` describes, on the executor whose identity() is `device`: everything
+  /// the algorithm choices depend on besides the shapes.
+  static nlohmann::json key_for(const Report& report, const std::string& device) {
+    return {{"visopt", std::string(visopt::version)}, {"model", report.model},   {"parameters", report.parameters},
+            {"level", report.level},                  {"policy", report.policy}, {"backend", report.backend},
+            {"device", device}};
   }
 
   /// "" when `saved` and `expected` agree, else the first field that differs, as people read it.
@@ -46,22 +46,12 @@ struct SavedPlan {
     return "";
   }
 
-  /// Writes the plan atomically (a temporary file, then rename); a visopt::Error names the path and why.
+  /// Writes the plan atomically (write_file_atomically); a visopt::Error names the path and why not.
   void write(const std::filesystem::path& path) const {
     const nlohmann::json j{{"format", format_name}, {"version", format_version}, {"key", key},
                            {"options", options},    {"algorithms", algorithms},  {"report", report}};
-    const auto temporary = path.string() + ".partial." + std::to_string(::getpid());
-    {
-      std::ofstream out(temporary, std::ios::trunc);
-      out << j.dump(1) << '\n';
-      require(static_cast<bool>(out), "Engine::save: cannot write '", temporary, "' (for '", path.string(), "')");
-    }
-    std::error_code ec;
-    std::filesystem::rename(temporary, path, ec);
-    if (ec) {
-      std::filesystem::remove(temporary, ec);
-      throw Error(visopt::detail::concat("Engine::save: cannot replace '", path.string(), "': ", ec.message()));
-    }
+    const std::string failed = write_file_atomically(path, j.dump(1) + '\n');
+    require(failed.empty(), "Engine::save: ", failed, " (for the plan '", path.string(), "')");
   }
 
   /// Reads a plan; a missing, truncated or foreign file is a visopt::Error naming the path and what is wrong.
