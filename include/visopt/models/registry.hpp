@@ -57,10 +57,12 @@ struct ModelSpec {
 /// Where a model's weights come from: a safetensors file, or seeded random weights.
 using WeightSource = std::variant<const io::SafeTensors*, nn::RandomWeights>;
 
-inline nn::WeightReader reader_of(const WeightSource& source, std::string model_name) {
-  return std::visit([&](const auto& s) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(s)>, nn::RandomWeights>) return nn::WeightReader(s, std::move(model_name));
-    else return nn::WeightReader(*s, std::move(model_name));
+/// Calls `build(weights)` with the source as the family builders take it: an io::SafeTensors or nn::RandomWeights.
+template <class F>
+AnyModel with_weights(const WeightSource& source, F&& build) {
+  return std::visit([&](const auto& s) -> AnyModel {
+    if constexpr (std::is_pointer_v<std::decay_t<decltype(s)>>) return build(*s);
+    else return build(s);
   }, source);
 }
 
@@ -158,15 +160,15 @@ inline std::optional<ModelSpec> parse_deit(std::string_view name) {
 }
 
 inline AnyModel build_resnet(const ModelSpec& spec, const WeightSource& weights, int) {
-  return resnet(spec.depth, reader_of(weights, "resnet" + std::to_string(spec.depth)));
+  return with_weights(weights, [&](const auto& w) { return resnet(spec.depth, w); });
 }
 inline AnyModel build_vit(const ModelSpec& spec, const WeightSource& weights, int image_size) {
-  return vit(spec.size, spec.patch, reader_of(weights, vit_model_name(spec.size, spec.patch)),
-             {.image_size = image_size != 0 ? image_size : spec.image_size});
+  const ViTOptions options{.image_size = image_size != 0 ? image_size : spec.image_size};
+  return with_weights(weights, [&](const auto& w) { return vit(spec.size, spec.patch, w, options); });
 }
 inline AnyModel build_deit(const ModelSpec& spec, const WeightSource& weights, int image_size) {
-  return deit(spec.size, spec.patch, reader_of(weights, vit_model_name(spec.size, spec.patch, ViTFamily::deit, spec.distilled)),
-              spec.distilled, {.image_size = image_size != 0 ? image_size : spec.image_size});
+  const ViTOptions options{.image_size = image_size != 0 ? image_size : spec.image_size};
+  return with_weights(weights, [&](const auto& w) { return deit(spec.size, spec.patch, w, spec.distilled, options); });
 }
 
 }  // namespace detail
