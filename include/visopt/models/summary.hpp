@@ -258,15 +258,6 @@ LevelMemory level_memory(const Model& model, const Shape& images, std::int64_t* 
   return {std::string(Level::name), std::string(Level::precision::name), exec.weight_bytes(), activations};
 }
 
-/// The model as compile() hands it to the network at Level: the family's passes applied (BatchNorm
-/// folded into the convolutions at O1+ for a ResNet).
-template <PolicyBundle Level, class Model>
-LevelMemory compiled_level_memory(const Model& model, const Shape& images, std::int64_t* macs_per_image) {
-  Model compiled = model;
-  ModelTraits<Model>::template run_passes<Level>(compiled, nullptr);
-  return level_memory<Level>(compiled, images, macs_per_image);
-}
-
 }  // namespace detail
 
 /// Multiply-adds for one image through the model: every convolution's weights times its output positions,
@@ -288,10 +279,15 @@ Summary summarize(const Model& model, SummaryOptions options = {}) {
   const int size = ModelTraits<Model>::image_size(model, options.image_size, "summarize: ");
   Summary s{model.name, options.batch, size, model.parameter_count(), 0, {}};
   const Shape images{options.batch, 3, size, size};
-  s.levels.push_back(detail::compiled_level_memory<O0>(model, images, &s.macs_per_image));
-  s.levels.push_back(detail::compiled_level_memory<O1>(model, images, nullptr));
-  s.levels.push_back(detail::compiled_level_memory<O2>(model, images, nullptr));
-  s.levels.push_back(detail::compiled_level_memory<O3>(model, images, nullptr));
+  // The model as compile() hands it to the network: O0 runs no pass; O1-O3 share their fusion policy, which
+  // decides the passes (BatchNorm folding for a ResNet), so the passes run once for the three.
+  static_assert(std::is_same_v<O1::fusion, O2::fusion> && std::is_same_v<O1::fusion, O3::fusion>);
+  Model compiled = model;
+  ModelTraits<Model>::template run_passes<O1>(compiled, nullptr);
+  s.levels.push_back(detail::level_memory<O0>(model, images, &s.macs_per_image));
+  s.levels.push_back(detail::level_memory<O1>(compiled, images, nullptr));
+  s.levels.push_back(detail::level_memory<O2>(compiled, images, nullptr));
+  s.levels.push_back(detail::level_memory<O3>(compiled, images, nullptr));
   return s;
 }
 
