@@ -32,7 +32,6 @@ struct Lowering {
 struct Verdict {
   bool ok = true;
   std::string_view reason;  // empty when ok
-  constexpr explicit operator bool() const { return ok; }
 };
 
 /// One rule of a backend's can_implement, written once: with Diagnose (compile()'s static_assert) a

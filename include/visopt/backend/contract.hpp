@@ -49,6 +49,7 @@ template <class E> concept ExecutorContract =
     nn::Operations<E> && constructed_from_options<E> && runs_forward<E> && gives_host_buffers<E> && counts_memory<E> &&
     completes_report<E> && saves_plans<E>;
 
+/// Names the first missing or misspelt part of E's contract in a static_assert; returns the concept.
 template <class E>
 consteval bool check_executor() {
   static_assert(nn::check_operations<E>());
@@ -59,7 +60,7 @@ consteval bool check_executor() {
   static_assert(completes_report<E>, "visopt backend contract: missing `void complete_report(runtime::Report&) const`");
   static_assert(saves_plans<E>, "visopt backend contract: missing `std::string identity() const`, `void use_saved_algorithms("
                                 "const nlohmann::json&, runtime::Report&)` or `nlohmann::json saved_algorithms() const`");
-  return true;
+  return ExecutorContract<E>;
 }
 
 }  // namespace visopt::backend

@@ -82,7 +82,7 @@ template <class E> concept Operations =
     runs_self_attention<E> && runs_patch_embed<E> && runs_select_token<E>;
 
 /// Names the first missing or misspelt operation of E in a static_assert (a concept failure alone
-/// buries it in template notes). Returns true so that it can sit in a static_assert itself.
+/// buries it in template notes). Returns the concept, so that it can sit in a static_assert itself.
 template <class E>
 consteval bool check_operations() {
   static_assert(has_handles<E>, "visopt backend contract: the executor must name its handle types Conv, BatchNorm, Linear, LayerNorm, PatchEmbed");
@@ -103,7 +103,7 @@ consteval bool check_operations() {
   static_assert(runs_self_attention<E>, "visopt backend contract: missing `Tensor self_attention(const Linear& qkv, const Tensor& x, int heads)`");
   static_assert(runs_patch_embed<E>, "visopt backend contract: missing `Tensor patch_embed(const PatchEmbed&, const Tensor& images)`");
   static_assert(runs_select_token<E>, "visopt backend contract: missing `Tensor select_token(const Tensor& tokens, std::int64_t index)`");
-  return true;
+  return Operations<E>;
 }
 
 }  // namespace visopt::nn
