@@ -80,6 +80,7 @@ struct Result {
   Latency latency;
   double throughput = 0, gflops = 0, compile_ms = 0, flops_per_image = 0;
   std::optional<double> plan_load_ms;  // visopt::load from the engine's saved plan, with an empty algorithm cache
+  nlohmann::json plans, loaded_plans;  // report().plans of the compiled and of the loaded engine: each stage's cost
   std::size_t peak_memory_bytes = 0, baseline_memory_bytes = 0;  // baseline: what the process held before (CPU)
   std::size_t weight_bytes = 0, activation_bytes = 0, workspace_bytes = 0;
   std::string timer, memory_method, error;
@@ -373,6 +374,7 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   r.weight_bytes = report.weight_bytes;
   r.activation_bytes = report.activation_bytes;
   r.workspace_bytes = report.workspace_bytes;
+  r.plans = report.json()["plans"];
   r.timer = Instruments<B>::timer;
   r.memory_method = instruments.memory_description();
   for (const auto& o : report.optimizations) {
@@ -388,6 +390,7 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
     const auto started = std::chrono::steady_clock::now();
     auto loaded = visopt::load<Level, B>(model, plan, load_options);
     r.plan_load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    r.loaded_plans = loaded.report().json()["plans"];
     require(loaded.report().cache_misses == 0, label, ": loading its plan searched ", loaded.report().cache_misses,
             " algorithms; a plan must cover every shape the engine was warmed up at");
     std::filesystem::remove_all(dir);
@@ -435,13 +438,14 @@ inline std::vector<Result> cpu_ceiling(const Settings& settings, Progress& progr
     const std::string label = "ceiling: onednn matmul " + std::to_string(n) + "³ " + std::string(dtype_name(dtype));
     progress.stage(label + "…");
     onednn::LinearOp op(params, {});
+    runtime::BatchPlans<> plans;  // the matmul's primitive, made by the first (warm-up) run
     const Tensor x = x32.to(dtype);
     const Tensor y = Tensor::empty({n, n}, dtype);
     context.apply_threads();
     const int warmup = std::max(2, settings.warmup), iterations = std::max(settings.quick ? 1 : 10, settings.iterations);
     const Latency latency = time_runs(warmup, iterations, label, progress, [&] {
       const auto start = std::chrono::steady_clock::now();
-      op.run(context, x, y);
+      runtime::with_plan(plans, x.shape(), [&] { op.run(context, plans, x, y); });
       context.wait();
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     });
@@ -470,11 +474,13 @@ inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progr
     progress.stage(label + "…");
     cuda::Gemm gemm(context, params, {}, dtype, CUBLAS_COMPUTE_32F);
     const Tensor x = cuda::to_device(x32, dtype, 0);
+    Tensor y = gemm.output(context, x);
+    const cuda::Gemm::Plan plan = gemm.plan(context, x, y, nullptr);  // cuBLASLt's heuristic choice
     cuda::Event start, stop;
     const int warmup = std::max(2, settings.warmup), iterations = std::max(settings.quick ? 1 : 10, settings.iterations);
     const Latency latency = time_runs(warmup, iterations, label, progress, [&] {
       start.record(context.stream());
-      const Tensor y = gemm.forward(context, x, nullptr);
+      gemm.forward(context, plan, x, y, nullptr);
       stop.record(context.stream());
       return static_cast<double>(stop.since(start));
     });
@@ -514,6 +520,8 @@ inline nlohmann::json to_json(const Result& r, const Settings& settings, const s
                    {"baseline_memory_bytes", r.baseline_memory_bytes},
                    {"compile_ms", model_row ? nlohmann::json(r.compile_ms) : nlohmann::json(nullptr)},
                    {"plan_load_ms", r.plan_load_ms ? nlohmann::json(*r.plan_load_ms) : nlohmann::json(nullptr)},
+                   {"plans", model_row && !r.plans.is_null() ? r.plans : nlohmann::json(nullptr)},
+                   {"loaded_plans", r.plan_load_ms ? r.loaded_plans : nlohmann::json(nullptr)},
                    {"fresh_cache", settings.fresh_cache},
                    {"iterations", r.iterations},
                    {"warmup", r.warmup},

@@ -134,7 +134,21 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
   // Heuristic tuning on both sides: the same algorithms, so replay and eager must agree to the bit.
   auto graph = compile<O3::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64, .warmup_batches = {3}});
   CHECK(backend::cuda::executor_of(graph).graphs_captured() == 2);  // max_batch and warmup_batches: both captured inside compile()
+  // One plan per batch size, built from its planning forward: ResNet-18's 20 convolutions and its FC.
+  const auto& plans = graph.report().plans;
+  REQUIRE(plans.size() == 2);
+  CHECK(plans[0].input == std::vector<std::int64_t>{8, 3, 64, 64});
+  CHECK(plans[1].input == std::vector<std::int64_t>{3, 3, 64, 64});
+  for (const auto& plan : plans) {
+    INFO(plan.text());
+    CHECK(plan.operations == 21);
+    CHECK(plan.steps == 21);
+    CHECK(plan.captured);
+  }
   auto eager = compile<O2::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 8, .image_size = 64});
+  REQUIRE(eager.report().plans.size() == 1);
+  CHECK_FALSE(eager.report().plans[0].captured);
+  CHECK(backend::cuda::executor_of(eager).plans() == 1);
   for (int round = 0; round < 2; ++round) {
     for (std::int64_t n : {8, 3}) {
       const Tensor images = first_images(f.input, n);
@@ -145,6 +159,7 @@ TEST_CASE("cuda: O3 replays graphs at two batch sizes and matches eager O2", "[g
     }
   }
   CHECK(backend::cuda::executor_of(graph).graphs_captured() == 2);
+  CHECK(backend::cuda::executor_of(eager).plans() == 2);  // batch 3 planned by its first run()
   // Device weights: fp16 at O3 against fp32 at O1 (both folded); each conv also keeps an fp32 copy of its bias.
   const auto fp32 = compile<O1::with<tuning::heuristic>, backend::Cuda>(model, {.max_batch = 1, .image_size = 64, .warmup = 0});
   const double ratio = double(graph.report().weight_bytes) / double(fp32.report().weight_bytes);

@@ -172,6 +172,43 @@ TEST_CASE("onednn: batches below max_batch run and agree, above it fail", "[oned
   check_batch_sizes(vengine, vio.load("input"), vio.load("logits"));
 }
 
+TEST_CASE("onednn: compile() makes one plan per warm-up batch size; run() plans a new size once", "[onednn][lifecycle]") {
+  const auto io = io::SafeTensors::open(fixture("resnet18_64.io.safetensors"));
+  const auto resnet = models::resnet(18, io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
+  auto engine = compile<O3, backend::OneDnn>(resnet, {.max_batch = 8, .image_size = 64, .warmup_batches = {2}});
+  auto& executor = engine.executor();
+  CHECK(executor.plans() == 2);
+  const auto& plans = engine.report().plans;
+  REQUIRE(plans.size() == 2);
+  CHECK(plans[0].input == std::vector<std::int64_t>{8, 3, 64, 64});
+  CHECK(plans[1].input == std::vector<std::int64_t>{2, 3, 64, 64});
+  // ResNet-18 at O3: 20 fused convolutions, the stem's pool, the classifier and the input reorder.
+  CHECK(plans[0].operations >= 22);
+  CHECK(plans[0].steps <= plans[0].operations);
+  CHECK_FALSE(plans[0].captured);
+  CHECK(engine.report().json()["plans"].size() == 2);
+  CHECK(engine.report().text().find("plan: batch 8 [8,3,64,64]:") != std::string::npos);
+
+  const int primitives = executor.census().primitives;
+  engine.run(first_images(io.load("input"), 8));
+  engine.run(first_images(io.load("input"), 2));
+  CHECK(executor.census().primitives == primitives);  // both planned in compile(): nothing made
+  engine.run(first_images(io.load("input"), 3));
+  CHECK(executor.plans() == 3);
+  const int with_three = executor.census().primitives;
+  CHECK(with_three > primitives);
+  engine.run(first_images(io.load("input"), 3));
+  CHECK(executor.census().primitives == with_three);
+
+  // No warm-up: nothing planned in compile(); the first run() of each size plans it.
+  auto lazy = compile<O1, backend::OneDnn>(resnet, {.max_batch = 4, .image_size = 64, .warmup = 0});
+  CHECK(lazy.executor().plans() == 0);
+  CHECK(lazy.report().plans.empty());
+  const auto a = compare_logits(lazy.run(first_images(io.load("input"), 4)), first_images(io.load("logits"), 4));
+  visopt::testing::check_agreement(a, visopt::testing::tolerance_for(lazy.executor().compute_type()));
+  CHECK(lazy.executor().plans() == 1);
+}
+
 TEST_CASE("onednn: report() says what each level applied and why not", "[onednn][report]") {
   const auto resnet = models::resnet(18, models::RandomWeights{3});
   const auto& cpu = backend::onednn::cpu_features();

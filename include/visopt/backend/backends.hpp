@@ -3,16 +3,23 @@
 // what the backend runs for a policy (dtype, layout, tensor cores, static plan, capture) and
 // can_implement<Policy>() whether it can, and if not why. static_assert (compile()), run-time dispatch
 // (level_runs_on), the executors and the report all ask these two, so each rule is written once.
+// cannot_run(operation) is the rule per traced operation (what a backend's kernels take), which
+// compile()'s validate stage asks of every operation of the trace before anything is prepared.
 // Every tag exists in every build so that asking for one that was not built is a compile-time error
 // that says so, not an unknown name.
 
 #include <concepts>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
+#include <utility>
+
 #include "../core/dtype.hpp"
+#include "../core/error.hpp"
 #include "../policy/levels.hpp"
 #include "../policy/policy.hpp"
+#include "../services/trace.hpp"
 
 namespace visopt::backend {
 
@@ -61,6 +68,8 @@ struct Reference : backend_tag {
   /// fp32 (tf32 computed as fp32), NCHW, eager.
   template <PolicyBundle P>
   static constexpr Lowering lower() { return {}; }
+  /// Every operation the models trace.
+  static std::string cannot_run(const runtime::TracedOperation&) { return {}; }
   template <PolicyBundle P>
   static constexpr bool supports = can_implement<P>().ok;  // the spelling before can_implement
 };
@@ -84,6 +93,8 @@ struct OneDnn : backend_tag {
     return {bf16 ? DType::bf16 : DType::f32, std::is_same_v<typename P::layout, layout::nhwc>, false,
             P::execution::static_plan, false};
   }
+  /// Every operation the models trace.
+  static std::string cannot_run(const runtime::TracedOperation&) { return {}; }
   template <PolicyBundle P>
   static constexpr bool supports = can_implement<P>().ok;
 };
@@ -111,6 +122,16 @@ struct Cuda : backend_tag {
     return {dtype, std::is_same_v<typename P::layout, layout::nhwc>, !std::is_same_v<precision_t, precision::fp32>,
             P::execution::static_plan, P::execution::static_plan};
   }
+  /// The head size visopt's attention kernels are written for (backend/cuda/kernels/attention.cuh).
+  static constexpr int attention_head_dim = 64;
+  /// Attention only in heads of attention_head_dim values (ViT-Ti to ViT-H and DeiT all have them).
+  static std::string cannot_run(const runtime::TracedOperation& op) {
+    if (op.kind != "attention" || op.heads <= 0 || op.inputs.empty()) return {};
+    const std::int64_t width = op.inputs[0][op.inputs[0].rank() - 1] / 3;
+    if (width == std::int64_t{op.heads} * attention_head_dim) return {};
+    return "its attention kernels take heads of " + std::to_string(attention_head_dim) + " values; this model has " +
+           std::to_string(op.heads) + " heads over a width of " + std::to_string(width);
+  }
   template <PolicyBundle P>
   static constexpr bool supports = can_implement<P>().ok;
 };
@@ -122,7 +143,22 @@ template <class T> concept Backend = std::derived_from<T, backend_tag> && requir
   { T::available } -> std::convertible_to<bool>;
   { T::template can_implement<O0>() } -> std::same_as<Verdict>;
   { T::template lower<O0>() } -> std::same_as<Lowering>;
+  { T::cannot_run(std::declval<const runtime::TracedOperation&>()) } -> std::convertible_to<std::string>;
 };
+
+/// compile()'s validate stage: every operation of the trace against the backend's per-operation rule,
+/// before anything is prepared; the first one it cannot run is a visopt::Error naming it.
+template <Backend B>
+void validate(const runtime::Trace& trace) {
+  for (std::size_t i = 0; i < trace.operations.size(); ++i) {
+    const std::string why = B::cannot_run(trace.operations[i]);
+    if (!why.empty()) {
+      fail(visopt::detail::concat(trace.model, " at ", trace.level, " on ", B::name, ": operation ", i + 1, " of ",
+                                  trace.operations.size(), ", ", trace.operations[i].text(), ": backend::", B::name,
+                                  " cannot run it: ", why));
+    }
+  }
+}
 
 /// compile()'s check: a bundle the backend cannot run fails here with the rule's own message.
 template <Backend B, PolicyBundle P>

@@ -30,6 +30,7 @@ template <class E> concept constructed_from_options = std::constructible_from<E,
 template <class E> concept runs_forward = requires(E& e, const TensorView& images) {
   { e.run(images, detail::ForwardProbe{}) } -> std::same_as<Tensor>;
 };
+template <class E> concept plans_forward = requires(E& e, const TensorView& images) { e.plan(images, detail::ForwardProbe{}); };
 template <class E> concept gives_host_buffers = requires(const E& e, const Shape& shape) {
   { e.host_buffer(shape) } -> std::same_as<Tensor>;
 };
@@ -46,7 +47,7 @@ template <class E> concept saves_plans = requires(E& e, const E& ce, const nlohm
 
 /// A backend's executor: the operations plus what compile() and Engine::run() need.
 template <class E> concept ExecutorContract =
-    nn::Operations<E> && constructed_from_options<E> && runs_forward<E> && gives_host_buffers<E> && counts_memory<E> &&
+    nn::Operations<E> && constructed_from_options<E> && runs_forward<E> && plans_forward<E> && gives_host_buffers<E> && counts_memory<E> &&
     completes_report<E> && saves_plans<E>;
 
 /// Names the first missing or misspelt part of E's contract in a static_assert; returns the concept.
@@ -55,6 +56,7 @@ consteval bool check_executor() {
   static_assert(nn::check_operations<E>());
   static_assert(constructed_from_options<E>, "visopt backend contract: missing the constructor `Executor(const runtime::CompileOptions&, runtime::Report&)`");
   static_assert(runs_forward<E>, "visopt backend contract: missing `template <class Forward> Tensor run(const TensorView& images, Forward&&)`");
+  static_assert(plans_forward<E>, "visopt backend contract: missing `template <class Forward> void plan(const TensorView& images, Forward&&)`");
   static_assert(gives_host_buffers<E>, "visopt backend contract: missing `Tensor host_buffer(const Shape&) const`");
   static_assert(counts_memory<E>, "visopt backend contract: missing `std::size_t activation_bytes() const` or `std::size_t weight_bytes() const`");
   static_assert(completes_report<E>, "visopt backend contract: missing `void complete_report(runtime::Report&) const`");

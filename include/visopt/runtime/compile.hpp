@@ -1,7 +1,7 @@
 #pragma once
 // compile<Level, Backend>(model, options): validates the options, runs the passes the level's policy
-// asks for on a copy of the parameter tree, lets the backend prepare every operation, warms up, and
-// returns an Engine. This is where the levels of DESIGN.md become concrete. For backend::Cuda the work
+// asks for on a copy of the parameter tree, lets the backend prepare every operation, plans each
+// warm-up batch size (docs/architecture.md, "Lifecycle") and returns an Engine. This is where the levels of DESIGN.md become concrete. For backend::Cuda the work
 // happens in code nvcc compiled (runtime/cuda_engines.cuh), so that plain C++ can call it too.
 
 #include <chrono>
@@ -10,6 +10,7 @@
 
 #include "cuda_engine.hpp"
 #include "../models/registry.hpp"
+#include "../models/trace.hpp"
 #include "engine.hpp"
 
 namespace visopt {
@@ -78,9 +79,12 @@ runtime::EngineImpl<Level, B> build_engine(const Model& model, const CompileOpti
   return runtime::EngineImpl<Level, B>(std::move(executor), std::move(network), options, std::move(report), image_size, started);
 }
 
-/// compile()'s work for any registered model on backend B's executor: the family's passes (its
-/// models::ModelTraits), the epilogue-fusion decision, then the executor and the network. The model is
-/// taken by value: passes rewrite the copy (tensors are shared until a pass replaces one).
+/// compile()'s work for any registered model on backend B's executor, stage by stage (docs/architecture.md,
+/// "Lifecycle"): the family's passes (its models::ModelTraits) and the epilogue-fusion decision; trace
+/// and validate (every operation at max_batch against the backend's rules, before anything is
+/// converted or uploaded); then the executor and the network (prepare), whose Engine plans and
+/// captures. The model is taken by value: passes rewrite the copy (tensors are shared until a pass
+/// replaces one).
 template <PolicyBundle Level, backend::Backend B, models::RegisteredModel Model>
 runtime::EngineImpl<Level, B> compile_impl(Model model, CompileOptions options) {
   using Traits = models::ModelTraits<Model>;
@@ -93,6 +97,9 @@ runtime::EngineImpl<Level, B> compile_impl(Model model, CompileOptions options) 
   } else {
     report.skipped("epilogue_fusion", std::string("fusion=") + std::string(Level::fusion::name));
   }
+  const runtime::Trace trace = models::trace<Level>(model, Shape{options.max_batch, 3, image_size, image_size});
+  backend::validate<B>(trace);
+  report.operations = static_cast<int>(trace.operations.size());
   return build_engine<Level, B>(model, options, std::move(report), image_size, started);
 }
 

@@ -36,7 +36,8 @@ struct executor_of<B, P, true> {
 
 namespace runtime {
 
-/// The compiled network on one backend's executor: warms up in its constructor, then runs batches.
+/// The compiled network on one backend's executor: plans its batch sizes in its constructor (the
+/// lifecycle's plan and capture stages, docs/architecture.md), then runs batches over those plans.
 /// Engine<Level, B> is this for the CPU backends; a CUDA engine holds one behind EngineInterface.
 template <PolicyBundle Level, backend::Backend B>
 class EngineImpl {
@@ -55,9 +56,9 @@ class EngineImpl {
         image_size_(image_size),
         run_mutex_(std::make_unique<std::mutex>()) {
     require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
-    warm_up();
-    report_.weight_bytes = executor_->weight_bytes();  // after the warm-up: oneDNN packs weights there
-    executor_->complete_report(report_);  // what the executor learnt during the warm-up: packed, planned, fused
+    plan_batches();
+    report_.weight_bytes = executor_->weight_bytes();  // after planning: oneDNN packs weights there
+    executor_->complete_report(report_);  // built from the plans: what was chosen, packed, fused and captured
     report_.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   }
 
@@ -106,16 +107,22 @@ class EngineImpl {
   Executor& executor() { return *executor_; }
 
  private:
-  /// Runs batches of max_batch and of each warmup_batches size so that memory is reserved and caches are
-  /// filled (and graphs captured) before the first run().
-  void warm_up() {
+  /// The lifecycle's plan and capture stages: max_batch and each warmup_batches size get their plan
+  /// (algorithms chosen and timed, memory reserved, weights packed, the CUDA Graph captured at O3), so
+  /// that no first run() of those sizes chooses, allocates or captures anything. `warmup` > 1 runs each
+  /// size that many times in all; 0 plans nothing (each size is then planned by its first run()).
+  void plan_batches() {
     const int passes = options_.warmup.value_or(1);
     if (passes <= 0) return;
     std::vector<int> batches{options_.max_batch};
     batches.insert(batches.end(), options_.warmup_batches.begin(), options_.warmup_batches.end());
+    std::lock_guard lock(*run_mutex_);
     for (const int batch : batches) {
       const Tensor images = Tensor::zeros({batch, 3, image_size_, image_size_});
-      for (int i = 0; i < passes; ++i) run(images);
+      network_->check_input(images, options_.max_batch);
+      auto forward = [this](const Tensor& placed) { return network_->forward(*executor_, placed); };
+      executor_->plan(images, forward);
+      for (int i = 1; i < passes; ++i) (void)executor_->run(images, forward);
     }
     report_.activation_bytes = executor_->activation_bytes();
   }

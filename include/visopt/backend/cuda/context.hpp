@@ -1,8 +1,8 @@
 #pragma once
 // Everything the CUDA operations share: the device, one stream, the cuDNN and cuBLASLt handles, the
 // activation pool in GPU memory, one grow-only workspace, and the algorithm cache when tuning is
-// measured. Workspaces and algorithms are settled on the first run of each shape, so later runs (and
-// CUDA Graph captures) allocate and search nothing.
+// measured. Workspaces and algorithms are settled while each input shape is planned (its batch plan), so
+// later runs (and CUDA Graph captures) allocate and search nothing.
 
 #include <memory>
 

@@ -1,12 +1,12 @@
 #pragma once
 // A convolution on cuDNN. Fused (O1+): one cuDNN graph (backend API) computes
 // act(conv(x) + bias + residual) in a single engine. Unfused (O0, or where no cuDNN engine can fuse
-// a shape): cudnnConvolutionForward then one epilogue kernel. The engine or algorithm for each input
-// shape is chosen on its first run, by cuDNN's heuristic or by measurement (kept in the algorithm
-// cache), together with its workspace.
+// a shape): cudnnConvolutionForward then one epilogue kernel. plan() chooses the engine or algorithm
+// for an input shape, by cuDNN's heuristic or by measurement (kept in the algorithm cache), together
+// with its workspace; the executor keeps that Plan in its batch plan (services/batch_plan.hpp).
 
-#include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "../../nn/epilogue.hpp"
@@ -35,16 +35,47 @@ class Convolution {
     convolution_ = convolution_descriptor(geometry_, tensor_cores);
   }
 
-  Tensor forward(Context& context, const Tensor& x, const Tensor* residual) {
+  /// What runs one input shape: a fused cuDNN graph with its engine, or an algorithm for
+  /// cudnnConvolutionForward (then the epilogue kernel), with their descriptors and workspace.
+  struct Plan {
+    TensorDescriptor x, y;
+    cudnnConvolutionFwdAlgo_t algorithm = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+    std::size_t workspace = 0;
+    std::unique_ptr<FusedConvolutionGraph> graph;  // the fused path; null: conv + epilogue kernel
+    bool fallback = false;                         // fusion was asked for, but no cuDNN engine fuses this shape
+  };
+
+  /// The output tensor for input `x`, from the pool.
+  Tensor output(Context& context, const Tensor& x) const {
     const Shape out_shape = nn::conv2d_output_shape(x.shape(), kcrs_, geometry_, "cuda::conv2d");
-    Tensor y = context.allocate(out_shape, dtype_, nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous);
-    Plan& plan = plan_for(context, x, y, residual);
+    return context.allocate(out_shape, dtype_, nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+  }
+
+  /// Chooses (or finds in the algorithm cache) how to run input `x` into `y` (timing candidates on
+  /// these buffers when tuning is measured).
+  Plan plan(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
+    Plan plan;
+    if (fused_) {
+      plan.graph = fused_graph(context, x, y, residual);
+      plan.fallback = plan.graph == nullptr;  // no cuDNN engine fuses this shape: conv + epilogue kernel instead
+    }
+    if (!plan.graph) {
+      plan.x = tensor_descriptor(x.view());
+      plan.y = tensor_descriptor(y.view());
+      require(choose_algorithm(context, x, y, plan), "cudnn: no convolution algorithm is available for ", describe(x.shape()));
+    }
+    return plan;
+  }
+
+  /// y = act(conv(x) + bias + residual) as `plan` says.
+  void forward(Context& context, const Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual) {
     if (plan.graph) {
       VISOPT_CUDNN_CHECK(plan.graph->execute(context.cudnn(), x.data(), weight_.data(), bias_.data(),
                                              residual ? residual->data() : nullptr, y.data(),
                                              context.workspace(plan.graph->workspace())),
                          plan.graph->spec().describe());
-      return y;
+      return;
     }
     const float one = 1.0f, zero = 0.0f;
     void* workspace = context.workspace(plan.workspace);
@@ -56,28 +87,9 @@ class Convolution {
     if (has_bias_ || residual || epilogue_.activation != nn::Activation::none) {
       apply_epilogue(context, y, residual);
     }
-    return y;
-  }
-
-  bool fused() const { return fused_; }
-  /// Shapes no fused cuDNN engine could run, so they run conv + epilogue kernel instead.
-  int fallbacks() const { return fallbacks_; }
-  /// Shapes that run as one fused cuDNN graph.
-  int fused_shapes() const {
-    int n = 0;
-    for (const auto& [shape, plan] : plans_) n += plan.graph ? 1 : 0;
-    return n;
   }
 
  private:
-  struct Plan {
-    TensorDescriptor x, y;
-    cudnnConvolutionFwdAlgo_t algorithm = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-    std::size_t workspace = 0;
-    std::unique_ptr<FusedConvolutionGraph> graph;  // the fused path; null: conv + epilogue kernel
-  };
-
   static Tensor kcrs_to_krsc(const Tensor& w) {
     const auto k = w.dim(0), c = w.dim(1), r = w.dim(2), s = w.dim(3);
     Tensor out = Tensor::empty({k, r, s, c});
@@ -93,22 +105,6 @@ class Convolution {
   std::string describe(const Shape& x) const {
     return visopt::detail::concat("conv2d x=", x, " w=", kcrs_, " stride=", geometry_.stride_h, " pad=", geometry_.pad_h,
                                   " groups=", geometry_.groups, " ", dtype_name(dtype_), nhwc_ ? " nhwc" : " nchw");
-  }
-
-  Plan& plan_for(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
-    std::vector<std::int64_t> key(x.shape().begin(), x.shape().end());
-    if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-    Plan plan;
-    if (fused_) {
-      plan.graph = fused_graph(context, x, y, residual);
-      if (!plan.graph) ++fallbacks_;  // no cuDNN engine fuses this shape: conv + epilogue kernel instead
-    }
-    if (!plan.graph) {
-      plan.x = tensor_descriptor(x.view());
-      plan.y = tensor_descriptor(y.view());
-      require(choose_algorithm(context, x, y, plan), "cudnn: no convolution algorithm is available for ", describe(x.shape()));
-    }
-    return plans_.emplace(std::move(key), std::move(plan)).first->second;
   }
 
   /// The fused graph for this shape with its engine chosen, or null when no engine can run it here.
@@ -225,14 +221,14 @@ class Convolution {
     return math;
   }
 
-  bool workspace_size(Context& context, Plan& plan, std::size_t& bytes) {
+  bool workspace_size(Context& context, const Plan& plan, std::size_t& bytes) {
     VISOPT_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_.get(), plan.math));
     const cudnnStatus_t status = cudnnGetConvolutionForwardWorkspaceSize(context.cudnn(), plan.x.get(), filter_.get(),
                                                                          convolution_.get(), plan.y.get(), plan.algorithm, &bytes);
     return status == CUDNN_STATUS_SUCCESS && bytes <= Context::workspace_limit;
   }
 
-  void apply_epilogue(Context& context, Tensor& y, const Tensor* residual) {
+  void apply_epilogue(Context& context, const Tensor& y, const Tensor* residual) {
     const long long n = y.numel();
     kernels::ChannelIndex channel{y.dim(1), y.dim(2) * y.dim(3), nhwc_};
     const float* shift = has_bias_ ? bias_f32_.data_as<float>() : nullptr;
@@ -253,8 +249,6 @@ class Convolution {
   Tensor weight_, bias_, bias_f32_;
   FilterDescriptor filter_;
   ConvolutionDescriptor convolution_;
-  std::map<std::vector<std::int64_t>, Plan> plans_;
-  int fallbacks_ = 0;
 };
 
 }  // namespace visopt::backend::cuda

@@ -2,10 +2,13 @@
 // The CUDA backend's executor: cuDNN convolutions, cuBLASLt GEMMs and our kernels, on one stream.
 // O0 runs fp32 with TF32 off, op by op; O1 folds and fuses and allows TF32; O2 computes in fp16 (bf16
 // when asked) with NHWC activations end to end; O3 also captures the whole forward once per batch
-// size in a CUDA Graph and replays it. Compile this only in .cu translation units (nvcc); plain C++
-// reaches it through runtime/cuda_engine.hpp.
+// size in a CUDA Graph and replays it. Each input shape has one batch plan (services/batch_plan.hpp):
+// the algorithm of every convolution and GEMM, and at O3 the captured graph. The operations themselves
+// live per family: convolution.hpp, gemm.hpp, attention.hpp, layer_norm.hpp, elementwise.hpp,
+// pooling.hpp, tokens.hpp. Compile this only in .cu translation units (nvcc); plain C++ reaches it
+// through runtime/cuda_engine.hpp.
 
-#include <map>
+#include <chrono>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
+#include "../../services/batch_plan.hpp"
 #include "../../services/options.hpp"
 #include "../../services/report.hpp"
 #include "../backends.hpp"
@@ -20,13 +24,12 @@
 #include "convolution.hpp"
 #include "gemm.hpp"
 #include "graph.hpp"
+#include "attention.hpp"
+#include "elementwise.hpp"
 #include "kernel_code.hpp"
-#include "kernels/attention.cuh"
-#include "kernels/attention_tensor_core.cuh"
-#include "kernels/elementwise.cuh"
-#include "kernels/layer_norm.cuh"
-#include "kernels/pooling.cuh"
-#include "kernels/tokens.cuh"
+#include "layer_norm.hpp"
+#include "pooling.hpp"
+#include "tokens.hpp"
 
 namespace visopt::backend::cuda {
 
@@ -74,7 +77,7 @@ class Executor {
     }
     if constexpr (nhwc) report.applied("channels_last", "NHWC activations end to end; one conversion kernel at the input");
     if (auto* cache = context_.cache()) {
-      report.applied("measured_tuning", "algorithms timed on first run of each shape, cached in " + cache->file().string());
+      report.applied("measured_tuning", "algorithms timed while planning each input shape, cached in " + cache->file().string());
       if (!cache->warning().empty()) report.skipped("algorithm_cache", cache->warning());
     } else {
       report.skipped("measured_tuning", "tuning=heuristic: cuDNN's and cuBLASLt's default choices");
@@ -104,9 +107,7 @@ class Executor {
 
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
-    const bool fused = P::fusion::fuses_epilogue;
-    convolutions_.push_back(std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, fused));
-    return convolutions_.back();
+    return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, P::fusion::fuses_epilogue);
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     const auto c = p.weight.numel();
@@ -128,14 +129,7 @@ class Executor {
   /// One self-attention layer of the model (attention needs no parameters). Refuses, inside compile(),
   /// a program whose tensor-core attention kernel was compiled for an architecture without its instructions.
   void prepare_attention(int /*heads*/) {
-    if (attention_layers_++ > 0 || !uses_tensor_core_attention()) return;
-    kernels::dispatch_dtype(dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (!std::is_same_v<T, float>) {
-        const KernelCode code = kernel_code(kernels::attention_tensor_core_kernel<T>, "attention_tensor_core_kernel", context_.device());
-        require_kernel_code(code, kernels::tc_attention_architecture, "fused tensor-core attention (ViT in fp16/bf16)", context_.device());
-      }
-    });
+    if (attention_layers_++ == 0) require_attention_code(context_, dtype);
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
@@ -146,37 +140,41 @@ class Executor {
   // ---- run() ----
   /// Runs `forward` on `images` (host, or device f32 NCHW on the engine's GPU); returns f32 logits on the
   /// images' device. The calling thread's current GPU does not matter and is left as it was.
+  /// An input shape run() has not seen is planned (and captured) first, as plan() does.
   template <class Forward>
   Tensor run(const TensorView& images, Forward&& forward) {
     const DeviceScope on_engine_gpu(device());
-    if (!images.device().is_cpu() && images.device().index != device()) {
-      fail(visopt::detail::concat("cuda: images are on ", images.device().to_string(), ", but this engine runs on cuda:",
-                                  device(), "; copy them there or compile with CompileOptions::device = ",
-                                  images.device().index));
-    }
-    if constexpr (captures) {
-      if (graph_fallback_.empty()) {
-        try {
-          return graphs_.run(context_, images, [&](const Tensor& staged) { return to_float(forward(place(staged))); });
-        } catch (const Error& e) {
-          // A forward that cannot be captured (a library call that is not capture-safe on this driver)
-          // still runs eagerly; complete_report() says so, and strict turns it into compile()'s error.
-          if (strict_) throw;
-          (void)cudaGetLastError();  // a failed capture leaves no sticky error, only the last one
-          graph_fallback_ = e.what();
-        }
-      }
-    }
+    check_device(images);
+    const BatchPlan& plan = plan_batch(images, forward);
+    if (plan.replay.captured()) return replay(context_, plan.replay, images);
     Tensor staged = stage(images);
-    Tensor logits = to_float(forward(place(staged)));
+    Tensor logits = runtime::with_plan(plans_, images.shape(), [&] { return to_float(forward(place(staged))); });
     return finish(logits, images.device());
   }
 
-  /// Called by Engine after the warm-up: what fell back. Under CompileOptions::strict a fallback is an error.
+  /// The lifecycle's plan and capture stages for the shape of `images` (compile() calls it for max_batch
+  /// and each warmup_batches size): one planning forward chooses (and, measured, times) every cuDNN and
+  /// cuBLASLt algorithm, sizes the workspace and fills the pool; at O3 one more forward over the finished
+  /// plan is captured into a CUDA Graph. Does nothing for a shape already planned.
+  template <class Forward>
+  void plan(const TensorView& images, Forward&& forward) {
+    const DeviceScope on_engine_gpu(device());
+    check_device(images);
+    (void)plan_batch(images, forward);
+  }
+
+  /// Called by Engine after the plans are made: what they hold and what fell back. Under
+  /// CompileOptions::strict a fallback is an error.
   void complete_report(runtime::Report& report) const {
+    report.plans = plans_.describe();
     if constexpr (P::fusion::fuses_epilogue) {
       int fused = 0, fallbacks = 0;
-      for (const auto& c : convolutions_) fused += c->fused_shapes(), fallbacks += c->fallbacks();
+      plans_.for_each([&](const BatchPlan& plan) {
+        plan.template for_each<Convolution::Plan>([&](const void*, const Convolution::Plan& c) {
+          fused += c.graph ? 1 : 0;
+          fallbacks += c.fallback ? 1 : 0;
+        });
+      });
       report.applied("fused_conv", visopt::detail::concat(fused, " convolution shape(s) run as one cuDNN graph each "
                                                                  "(convolution + bias + shortcut + ReLU in one engine)"));
       if (fallbacks > 0) {
@@ -203,159 +201,45 @@ class Executor {
     }
   }
 
-  Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) { return c->forward(context_, x, residual); }
-
-  Tensor batch_norm(const BatchNorm& b, const Tensor& x) {
-    Tensor y = like(x);
-    const long long n = x.numel();
-    kernels::ChannelIndex channel{x.dim(1), x.dim(2) * x.dim(3), nhwc};
-    launch("batch_norm", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::channel_epilogue_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(
-          in<T>(x), b.scale.template data_as<float>(), b.shift.template data_as<float>(), nullptr, out<T>(y), n, channel, nn::Activation::none);
-    });
+  Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
+    Tensor y = c->output(context_, x);
+    const auto& plan = plans_.step<Convolution::Plan>(c.get(), x.shape(), [&] { return c->plan(context_, x, y, residual); });
+    c->forward(context_, plan, x, y, residual);
     return y;
   }
 
-  Tensor activation(const Tensor& x, nn::Activation act) {
-    Tensor y = like(x);
-    const long long n = x.numel();
-    launch("activation", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::activation_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(x), out<T>(y), n, act);
-    });
-    return y;
-  }
-
-  Tensor add(const Tensor& a, const Tensor& b) {
-    Tensor y = like(a);
-    const long long n = a.numel();
-    launch("add", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::add_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(a), in<T>(b), out<T>(y), n, nn::Activation::none);
-    });
-    return y;
-  }
-
+  Tensor batch_norm(const BatchNorm& b, const Tensor& x) { return channel_affine(context_, x, b.scale, b.shift, nhwc); }
+  Tensor activation(const Tensor& x, nn::Activation act) { return cuda::activation(context_, x, act); }
+  Tensor add(const Tensor& a, const Tensor& b) { return cuda::add(context_, a, b); }
   Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
-    const Shape shape = nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "cuda::max_pool2d");
-    Tensor y = context_.allocate(shape, dtype, image_format);
-    const long long total = y.numel();
-    launch("max_pool2d", [&](auto tag) {
-      using T = decltype(tag);
-      constexpr int per = 16 / static_cast<int>(sizeof(T));
-      if (x.view().is_channels_last() && y.view().is_channels_last() && x.dim(1) % per == 0 && total / per < (1LL << 31)) {
-        const int pieces = static_cast<int>(total / per);
-        kernels::max_pool2d_nhwc_kernel<T><<<kernels::blocks_for(pieces), 256, 0, stream()>>>(
-            in<T>(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), static_cast<int>(x.dim(1)), out<T>(y),
-            static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)), pieces, kernel, stride, padding);
-        return;
-      }
-      kernels::max_pool2d_kernel<T><<<kernels::blocks_for(total), 256, 0, stream()>>>(
-          in<T>(x), strides4(x), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), strides4(y),
-          static_cast<int>(y.dim(1)), static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)), total, kernel, stride, padding);
-    });
-    return y;
+    return cuda::max_pool2d(context_, x, kernel, stride, padding, image_format);
   }
-
   /// [N,C,H,W] -> [N,C]
-  Tensor global_avg_pool(const Tensor& x) {
-    Tensor y = context_.allocate({x.dim(0), x.dim(1)}, dtype);
-    const long long pairs = x.dim(0) * x.dim(1);
-    launch("global_avg_pool", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::global_avg_pool_kernel<T><<<kernels::blocks_for(x.view().stride(1) == 1 ? pairs : pairs * 32), 256, 0, stream()>>>(
-          in<T>(x), strides4(x), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), out<T>(y), pairs);
-    });
+  Tensor global_avg_pool(const Tensor& x) { return cuda::global_avg_pool(context_, x); }
+
+  Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) {
+    Tensor y = l->output(context_, x);
+    const auto& plan = plans_.step<Gemm::Plan>(l.get(), l->rows(x), [&] { return l->plan(context_, x, y, residual); });
+    l->forward(context_, plan, x, y, residual);
     return y;
   }
 
-  Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) { return l->forward(context_, x, residual); }
-
-  Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
-    Tensor y = like(x);
-    const int d = static_cast<int>(x.dim(x.rank() - 1));
-    const long long rows = x.numel() / d;
-    launch("layer_norm", [&](auto tag) {
-      using T = decltype(tag);
-      if (kernels::layer_norm_vectorizable<T>(d)) {
-        kernels::layer_norm_vector_kernel<T><<<kernels::blocks_for(rows * 32), 256, 0, stream()>>>(
-            in<T>(x), n.weight.template data_as<float>(), n.bias.template data_as<float>(), n.eps, out<T>(y), rows, d);
-        return;
-      }
-      kernels::layer_norm_kernel<T><<<kernels::blocks_for(rows * 32), 256, 0, stream()>>>(
-          in<T>(x), n.weight.template data_as<float>(), n.bias.template data_as<float>(), n.eps, out<T>(y), rows, d);
-    });
-    return y;
-  }
+  Tensor layer_norm(const LayerNorm& n, const Tensor& x) { return cuda::layer_norm(context_, x, n.weight, n.bias, n.eps); }
 
   /// x [B, L, K] -> attention over the heads of its qkv projection -> [B, L, D].
   Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
 
   /// qkv [B, L, 3D] -> [B, L, D]
-  Tensor attention(const Tensor& qkv, int heads) {
-    const auto b = qkv.dim(0), l = qkv.dim(1), d = qkv.dim(2) / 3;
-    require(d == heads * kernels::attention_head_dim, "cuda::attention: model width ", d, " with ", heads,
-            " heads is not a head size of ", kernels::attention_head_dim);
-    Tensor y = context_.allocate({b, l, d}, dtype);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim));
-    const auto bh = static_cast<unsigned>(b * heads);
-    launch("attention", [&](auto tag) {
-      using T = decltype(tag);
-      const dim3 simt_grid(static_cast<unsigned>((l + kernels::attention_queries_per_block - 1) / kernels::attention_queries_per_block), bh);
-      if constexpr (std::is_same_v<T, float>) {  // fp32 levels: exact fp32 math on CUDA cores
-        kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
-      } else if (!uses_tensor_core_attention()) {  // no sm_80 tensor-core fragments on this GPU
-        kernels::attention_kernel<T><<<simt_grid, kernels::attention_warps * 32, 0, stream()>>>(in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
-      } else {
-        constexpr std::size_t shared = kernels::tc_attention_shared_bytes<T>();
-        static const bool configured = [] {
-          VISOPT_CUDA_CHECK(cudaFuncSetAttribute(kernels::attention_tensor_core_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(shared)));
-          return true;
-        }();
-        (void)configured;
-        const dim3 grid(static_cast<unsigned>((l + kernels::tc_attention_queries - 1) / kernels::tc_attention_queries), bh);
-        kernels::attention_tensor_core_kernel<T><<<grid, kernels::tc_attention_warps * 32, shared, stream()>>>(
-            in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
-      }
-    });
-    return y;
-  }
+  Tensor attention(const Tensor& qkv, int heads) { return cuda::attention(context_, qkv, heads); }
 
-  /// images [N,C,H,W] -> tokens [N, 1 + (H/p)(W/p), D]
+  /// images [N,C,H,W] -> tokens [N, T + (H/p)(W/p), D]
   Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {
-    const int p = e.patch;
-    const auto n = x.dim(0), c = x.dim(1), grid_h = x.dim(2) / p, grid_w = x.dim(3) / p, grid = grid_h * grid_w;
-    const auto d = e.projection->out_features();
-    Tensor patches = context_.allocate({n, grid, c * p * p}, dtype);
-    launch("patchify", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::patchify_kernel<T><<<dim3(static_cast<unsigned>(grid), static_cast<unsigned>(n)), 256, 0, stream()>>>(
-          in<T>(x), strides4(x), static_cast<int>(c), static_cast<int>(grid_w), p, out<T>(patches));
-    });
-    Tensor projected = linear(e.projection, patches);
-    const auto prefix = e.prefix_tokens.dim(0);
-    Tensor tokens = context_.allocate({n, grid + prefix, d}, dtype);
-    launch("assemble_tokens", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::assemble_tokens_kernel<T><<<dim3(static_cast<unsigned>(grid + prefix), static_cast<unsigned>(n)), 256, 0, stream()>>>(
-          in<T>(projected), e.prefix_tokens.template data_as<float>(), static_cast<int>(prefix), e.position.template data_as<float>(),
-          out<T>(tokens), static_cast<int>(d));
-    });
-    return tokens;
+    const Tensor patches = patchify(context_, x, e.patch);
+    return assemble_tokens(context_, linear(e.projection, patches), e.prefix_tokens, e.position);
   }
 
   /// x [B, L, D] -> [B, D], the token at `index`.
-  Tensor select_token(const Tensor& x, std::int64_t index) {
-    const auto b = x.dim(0), l = x.dim(1), d = x.dim(2);
-    Tensor y = context_.allocate({b, d}, dtype);
-    const std::size_t row = static_cast<std::size_t>(d) * dtype_size(dtype);
-    VISOPT_CUDA_CHECK(cudaMemcpy2DAsync(y.data(), row, static_cast<char*>(x.data()) + index * static_cast<std::int64_t>(row),
-                                        static_cast<std::size_t>(l) * row, row, static_cast<std::size_t>(b), cudaMemcpyDeviceToDevice,
-                                        stream()));
-    return y;
-  }
+  Tensor select_token(const Tensor& x, std::int64_t index) { return cuda::select_token(context_, x, index); }
 
   /// Host memory for a caller to stage input batches in (Engine::input_buffer): page-locked, so that
   /// run()'s copy to the GPU runs at the bus's speed rather than through the driver's bounce buffers.
@@ -368,16 +252,59 @@ class Executor {
   std::size_t weight_bytes() const { return context_.weight_bytes(); }
   std::size_t fresh_allocations() const { return context_.pool().fresh_allocations(); }
   Context& context() { return context_; }
-  int graphs_captured() const { return graphs_.captured(); }
+  int graphs_captured() const {
+    int n = 0;
+    plans_.for_each([&](const BatchPlan& plan) { n += plan.replay.captured() ? 1 : 0; });
+    return n;
+  }
+  /// Input shapes planned so far (one plan each).
+  std::size_t plans() const { return plans_.size(); }
 
  private:
+  using BatchPlan = runtime::BatchPlan<CapturedForward>;
+
   int device() const { return context_.device().index; }
-  /// Half-precision attention runs on tensor cores where the GPU has sm_80's mma.sync (prepare_attention
-  /// checked that the program holds such code); fp32 levels and older GPUs use the CUDA-core kernel.
-  bool uses_tensor_core_attention() const {
-    return dtype != DType::f32 && architecture_of(context_.device()) >= kernels::tc_attention_architecture;
+
+  void check_device(const TensorView& images) const {
+    if (!images.device().is_cpu() && images.device().index != device()) {
+      fail(visopt::detail::concat("cuda: images are on ", images.device().to_string(), ", but this engine runs on cuda:",
+                                  device(), "; copy them there or compile with CompileOptions::device = ",
+                                  images.device().index));
+    }
   }
 
+  /// The plan of the images' shape, made (and captured) first when there is none.
+  template <class Forward>
+  const BatchPlan& plan_batch(const TensorView& images, Forward& forward) {
+    if (const BatchPlan* planned = plans_.find(images.shape())) return *planned;
+    const auto started = std::chrono::steady_clock::now();
+    {
+      Tensor staged = stage(images);
+      runtime::with_plan(plans_, images.shape(), [&] { (void)forward(place(staged)); });
+      VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()), "planning the forward for input " + images.shape().to_string());
+    }
+    BatchPlan& plan = *plans_.find(images.shape());
+    plan.plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if constexpr (captures) {
+      if (graph_fallback_.empty()) {
+        const auto capture_started = std::chrono::steady_clock::now();
+        try {
+          plan.replay = capture_forward(context_, images, [&](const Tensor& staged) {
+            return runtime::with_plan(plans_, images.shape(), [&] { return to_float(forward(place(staged))); });
+          });
+          plan.replay.capture_ms =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - capture_started).count();
+        } catch (const Error& e) {
+          // A forward that cannot be captured (a library call that is not capture-safe on this driver)
+          // still runs eagerly over its plan; complete_report() says so, and strict makes it compile()'s error.
+          if (strict_) throw;
+          (void)cudaGetLastError();  // a failed capture leaves no sticky error, only the last one
+          graph_fallback_ = e.what();
+        }
+      }
+    }
+    return plan;
+  }
   /// Says which code visopt's kernels run: machine code compiled for this GPU, or PTX of an older
   /// architecture that the driver compiled at load (slower kernels; an error under strict).
   void note_kernel_code(runtime::Report& report) const {
@@ -394,16 +321,6 @@ class Executor {
     report.skipped("native_kernels", reason);
   }
   cudaStream_t stream() const { return context_.stream(); }
-  Tensor like(const Tensor& x) { return context_.allocate(x.shape(), dtype, x.view().format()); }
-  template <class T> static const T* in(const Tensor& t) { return static_cast<const T*>(t.data()); }
-  template <class T> static T* out(const Tensor& t) { return static_cast<T*>(t.data()); }
-  static kernels::Strides4 strides4(const Tensor& t) { return {t.view().stride(0), t.view().stride(1), t.view().stride(2), t.view().stride(3)}; }
-
-  template <class Launch>
-  void launch(const char* name, Launch&& body) {
-    kernels::dispatch_dtype(dtype, body);
-    VISOPT_CUDA_CHECK_LAUNCH(name);
-  }
 
   /// Copies the caller's f32 NCHW images into a device buffer from the pool.
   Tensor stage(const TensorView& images) {
@@ -416,27 +333,9 @@ class Executor {
   /// The staged f32 NCHW images in this level's dtype and layout (one kernel; none at O0/O1).
   Tensor place(const Tensor& staged) {
     if (dtype == DType::f32 && !nhwc) return staged;
-    Tensor x = context_.allocate(staged.shape(), dtype, image_format);
-    launch("convert_images", [&](auto tag) {
-      using T = decltype(tag);
-      const long long spatial = staged.dim(2) * staged.dim(3);
-      kernels::convert_images_kernel<T><<<dim3(kernels::blocks_for(spatial), static_cast<unsigned>(staged.dim(0))), 256, 0, stream()>>>(
-          staged.data_as<float>(), out<T>(x), static_cast<int>(staged.dim(1)), spatial, nhwc);
-    });
-    return x;
+    return convert_images(context_, staged, dtype, nhwc);
   }
-
-  /// Logits in f32 on the device.
-  Tensor to_float(const Tensor& logits) {
-    if (dtype == DType::f32) return logits;
-    Tensor y = context_.allocate(logits.shape(), DType::f32);
-    const long long n = logits.numel();
-    launch("to_float", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::to_float_kernel<T><<<kernels::blocks_for(n), 256, 0, stream()>>>(in<T>(logits), y.data_as<float>(), n);
-    });
-    return y;
-  }
+  Tensor to_float(const Tensor& logits) { return cuda::to_float(context_, logits); }
 
   /// Copies device f32 logits out to the caller's side (host, or a new device tensor) and waits.
   Tensor finish(const Tensor& logits, Device where) {
@@ -447,14 +346,11 @@ class Executor {
     return result;
   }
 
-  friend class GraphCache;
-
   Context context_;
   bool strict_ = false;
-  GraphCache graphs_;
-  std::vector<Conv> convolutions_;  // for complete_report(): which run fused
-  int attention_layers_ = 0;        // for complete_report()
-  std::string graph_fallback_;                              // why capture failed, once it has
+  runtime::BatchPlans<CapturedForward> plans_;  // one per input shape: each operation's algorithm, and the graph at O3
+  int attention_layers_ = 0;                    // for complete_report()
+  std::string graph_fallback_;                  // why capture failed, once it has
 };
 
 }  // namespace visopt::backend::cuda

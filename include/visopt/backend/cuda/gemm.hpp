@@ -1,13 +1,12 @@
 #pragma once
 // A linear layer on cuBLASLt: y[M,N] = act(x[M,K]·W[N,K]ᵀ + bias) + residual, with bias and GELU in
 // the matmul epilogue and the residual as its C operand (beta = 1). Row-major tensors are read as
-// column-major transposes: D(N×M) = Wᵀᵀ·xᵀ. The algorithm for each M is chosen on its first run, by
-// cuBLASLt's heuristic or by timing its best candidates (kept in the algorithm cache).
+// column-major transposes: D(N×M) = Wᵀᵀ·xᵀ. plan() chooses the algorithm for a row count M, by
+// cuBLASLt's heuristic or by timing its best candidates (kept in the algorithm cache); the executor
+// keeps that Plan in its batch plan (services/batch_plan.hpp).
 //
 // cuBLASLt's GELU epilogue is the tanh approximation (|difference from erf GELU| < 5e-4), so it is
 // used only under fusion::epilogue; unfused levels apply the exact erf GELU as its own kernel.
-
-#include <map>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
@@ -26,19 +25,7 @@ class Gemm {
   std::int64_t out_features() const { return n_; }
   std::int64_t in_features() const { return k_; }
 
-  /// x [..., K] -> y [..., N] (y from the pool unless `into` is given).
-  Tensor forward(Context& context, const Tensor& x, const Tensor* residual) {
-    require(x.dim(x.rank() - 1) == k_, "cuda::linear: input has shape ", x.shape(), ", the layer expects ", k_, " features");
-    Shape out = x.shape();
-    out[out.rank() - 1] = n_;
-    Tensor y = context.allocate(out, dtype_);
-    const std::int64_t m = x.numel() / k_;
-    Plan& plan = plan_for(context, m, x, y, residual);
-    run(context, plan, x, y, residual, plan.algorithm);
-    return y;
-  }
-
- private:
+  /// The matmul's descriptors and chosen algorithm for one row count M.
   struct Plan {
     MatmulDescriptor description;
     MatrixLayout a, b, d;
@@ -46,29 +33,20 @@ class Gemm {
     std::size_t workspace = 0;
   };
 
-  std::string describe(std::int64_t m) const {
-    return visopt::detail::concat("linear M=", m, " N=", n_, " K=", k_, " ", dtype_name(dtype_), " compute=", static_cast<int>(compute_),
-                                  " act=", nn::activation_name(epilogue_.activation), epilogue_.residual ? " residual" : "",
-                                  bias_.defined() ? " bias" : "");
+  /// The output y [..., N] for x [..., K], from the pool.
+  Tensor output(Context& context, const Tensor& x) const {
+    require(x.dim(x.rank() - 1) == k_, "cuda::linear: input has shape ", x.shape(), ", the layer expects ", k_, " features");
+    Shape out = x.shape();
+    out[out.rank() - 1] = n_;
+    return context.allocate(out, dtype_);
   }
+  /// The row count M of input x: what a plan is made for.
+  std::int64_t rows(const Tensor& x) const { return x.numel() / k_; }
 
-  static MatrixLayout layout(cudaDataType_t type, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-    cublasLtMatrixLayout_t l = nullptr;
-    VISOPT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(cols), ld));
-    return MatrixLayout(l);
-  }
-
-  void run(Context& context, Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual, const cublasLtMatmulAlgo_t& algorithm) {
-    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
-    const void* c = residual ? residual->data() : y.data();
-    VISOPT_CUBLAS_CHECK(cublasLtMatmul(context.cublaslt(), plan.description.get(), &alpha, weight_.data(), plan.a.get(), x.data(),
-                                       plan.b.get(), &beta, c, plan.d.get(), y.data(), plan.d.get(), &algorithm,
-                                       context.workspace(plan.workspace), plan.workspace, context.stream()),
-                        describe(x.numel() / k_));
-  }
-
-  Plan& plan_for(Context& context, std::int64_t m, const Tensor& x, Tensor& y, const Tensor* residual) {
-    if (auto it = plans_.find(m); it != plans_.end()) return it->second;
+  /// Chooses (or finds in the algorithm cache) the algorithm for x into y (timing candidates on these
+  /// buffers when tuning is measured).
+  Plan plan(Context& context, const Tensor& x, Tensor& y, const Tensor* residual) {
+    const std::int64_t m = rows(x);
     Plan plan;
     cublasLtMatmulDesc_t desc = nullptr;
     VISOPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute_, CUDA_R_32F));
@@ -92,7 +70,34 @@ class Gemm {
     plan.b = layout(type, k_, m, k_);
     plan.d = layout(type, n_, m, n_);
     choose_algorithm(context, plan, m, x, y, residual);
-    return plans_.emplace(m, std::move(plan)).first->second;
+    return plan;
+  }
+
+  /// y = act(x·Wᵀ + bias) + residual as `plan` says.
+  void forward(Context& context, const Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual) {
+    run(context, plan, x, y, residual, plan.algorithm);
+  }
+
+ private:
+  std::string describe(std::int64_t m) const {
+    return visopt::detail::concat("linear M=", m, " N=", n_, " K=", k_, " ", dtype_name(dtype_), " compute=", static_cast<int>(compute_),
+                                  " act=", nn::activation_name(epilogue_.activation), epilogue_.residual ? " residual" : "",
+                                  bias_.defined() ? " bias" : "");
+  }
+
+  static MatrixLayout layout(cudaDataType_t type, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+    cublasLtMatrixLayout_t l = nullptr;
+    VISOPT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(cols), ld));
+    return MatrixLayout(l);
+  }
+
+  void run(Context& context, const Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual, const cublasLtMatmulAlgo_t& algorithm) {
+    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    const void* c = residual ? residual->data() : y.data();
+    VISOPT_CUBLAS_CHECK(cublasLtMatmul(context.cublaslt(), plan.description.get(), &alpha, weight_.data(), plan.a.get(), x.data(),
+                                       plan.b.get(), &beta, c, plan.d.get(), y.data(), plan.d.get(), &algorithm,
+                                       context.workspace(plan.workspace), plan.workspace, context.stream()),
+                        describe(x.numel() / k_));
   }
 
   void choose_algorithm(Context& context, Plan& plan, std::int64_t m, const Tensor& x, Tensor& y, const Tensor* residual) {
@@ -162,7 +167,6 @@ class Gemm {
   cublasComputeType_t compute_;
   std::int64_t n_, k_;
   Tensor weight_, bias_;
-  std::map<std::int64_t, Plan> plans_;
 };
 
 }  // namespace visopt::backend::cuda

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <string>
 
+#include "../../services/batch_plan.hpp"
 #include "primitive.hpp"
 
 namespace visopt::backend::onednn {
@@ -21,10 +22,11 @@ class AttentionOp {
   /// planes [3,B,L,D] (q, k, v; dense) -> y [B,L,D] (dense, the planes' type). `scores` is fp32
   /// [B,H,L,L]; `probs` has that shape in the planes' type and may be `scores` itself when that is
   /// fp32 (softmax in place).
-  void run(Context& context, const TensorView& planes, const TensorView& scores, const TensorView& probs,
-           const TensorView& y) {
-    const Steps& steps = cache_.get(Layouts<4>{Layout(planes), Layout(scores), Layout(probs), Layout(y)},
-                                    [&] { return make(context, planes, scores, probs, y); });
+  /// Every layer of one input shape shares its three primitives (one step of the batch plan).
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& planes, const TensorView& scores,
+           const TensorView& probs, const TensorView& y) {
+    const Steps& steps = plans.step<Steps>(this, Layouts<4>{Layout(planes), Layout(scores), Layout(probs), Layout(y)},
+                                           [&] { return make(context, planes, scores, probs, y); });
     const std::size_t plane = static_cast<std::size_t>(y.numel()) * dtype_size(planes.dtype());
     const auto* q = static_cast<const std::byte*>(planes.data());
     steps.scores.run(context, {q, q + plane, scores.data()});
@@ -78,8 +80,6 @@ class AttentionOp {
     }
     return steps;
   }
-
-  StepCache<Layouts<4>, Steps> cache_;
 };
 
 }  // namespace visopt::backend::onednn

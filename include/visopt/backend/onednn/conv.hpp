@@ -2,11 +2,13 @@
 // A 2-D convolution on oneDNN: weights packed once into the layout the primitive chose (and to bf16
 // when activations are), one primitive per input layout, and the epilogue y = act(conv + bias +
 // residual) as post-ops (sum, then eltwise): the residual is read from the destination itself.
+// The primitive for each input layout is a step of the executor's batch plan (services/batch_plan.hpp).
 
 #include <string>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
+#include "../../services/batch_plan.hpp"
 #include "primitive.hpp"
 
 namespace visopt::backend::onednn {
@@ -45,21 +47,14 @@ class ConvOp {
 
   /// y = act(conv(x, w) + bias [+ y]): with a residual epilogue, y holds the shortcut on entry.
   /// `describe(view)` gives the memory descriptor of an activation (the executor knows its layout);
-  /// it is called only when a primitive is made.
+  /// it is called only when a primitive is made (in the planning forward of `plans`).
   template <class Describe>
-  void run(Context& context, const TensorView& x, const TensorView& y, Describe&& describe) {
-    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x), describe(y)); })
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y, Describe&& describe) {
+    plans.step<Step>(this, Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x), describe(y)); })
         .run(context, {x.data(), y.data()});
   }
 
   const PackedWeights& packed() const { return packed_; }
-  std::size_t primitives() const { return steps_.size(); }
-
-  /// Calls f(const Step&) for each primitive made so far (one per input layout).
-  template <class F>
-  void for_each_step(F&& f) const {
-    steps_.for_each(f);
-  }
 
  private:
   Step make(Context& context, const TensorView& x, const TensorView& y, const dnnl::memory::desc& src,
@@ -108,7 +103,6 @@ class ConvOp {
   nn::Conv2dGeometry geometry_;
   nn::ConvEpilogue epilogue_;
   PackedWeights packed_;
-  StepCache<Layouts<2>> steps_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -8,6 +8,7 @@
 // says which applied.
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -17,6 +18,7 @@
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
+#include "../../services/batch_plan.hpp"
 #include "../../services/memory_plan.hpp"
 #include "../../services/memory_pool.hpp"
 #include "../../services/options.hpp"
@@ -176,31 +178,23 @@ class Executor {
 
   /// Places host images [N,3,H,W] (f32 NCHW) in the activation layout and type (a copy, or one
   /// reorder), runs `forward` on them and returns its logits as a new host f32 tensor, the one
-  /// allocation of a planned run(). At O3 this brackets one pass of the arena.
+  /// allocation of a planned run(). At O3 this brackets one pass of the arena. An input shape seen for
+  /// the first time is planned by this forward (plan()).
   template <class Forward>
   Tensor run(const TensorView& images, Forward&& forward) {
     if (!images.device().is_cpu()) {  // not require(): its message arguments would be built on every run
       fail("onednn: images are on " + images.device().to_string() + "; the oneDNN backend takes host tensors");
     }
-    context_.apply_threads();
-    if constexpr (static_plan) memory_.begin_pass(images.shape());
-    Tensor out;
-    {
-      Tensor x = allocate(images.shape(), dtype_);
-      if (Layout(x.view()) == Layout(images) && !is_blocked(x)) {
-        std::memcpy(x.data(), images.data(), images.nbytes());
-      } else {
-        reorders_
-            .get(Layouts<2>{Layout(images), Layout(x.view())},
-                 [&] { return make_reorder(context_, images, describe(images), x, describe_activation(x)); })
-            .run(context_, {images.data(), x.data()});
-      }
-      const Tensor logits = forward(x);
-      context_.wait();
-      out = logits.to(DType::f32);
-    }
-    if constexpr (static_plan) memory_.end_pass();
-    return out;
+    if (plans_.find(images.shape()) == nullptr) return planning_forward(images, forward);
+    return forward_over_plan(images, forward);
+  }
+
+  /// The lifecycle's plan stage for the shape of `images` (compile() calls it for max_batch and each
+  /// warmup_batches size): one forward makes every oneDNN primitive, packs the weights for the layouts
+  /// they chose, and (at O3) records the activation arena's liveness plan. Nothing for a planned shape.
+  template <class Forward>
+  void plan(const TensorView& images, Forward&& forward) {
+    if (plans_.find(images.shape()) == nullptr) (void)planning_forward(images, forward);
   }
 
   /// y = act(conv(x) + bias + residual). The residual is consumed: its buffer becomes the output
@@ -211,31 +205,31 @@ class Executor {
             " for a conv prepared ", op.epilogue().residual ? "with" : "without", " one");
     const Shape out = op.output_shape(x.shape());
     Tensor y = residual ? destination_from(*residual, out, x, "onednn::conv2d") : allocate(out, x.dtype());
-    op.run(context_, x, y, describer());
+    op.run(context_, plans_, x, y, describer());
     return y;
   }
 
   Tensor batch_norm(const BatchNorm& b, const Tensor& x) {
     Tensor y = allocate_like(x);
-    b.op->run(context_, x, y, describer());
+    b.op->run(context_, plans_, x, y, describer());
     return y;
   }
 
   Tensor activation(const Tensor& x, nn::Activation act) {
     require(act != nn::Activation::none, "onednn::activation: no activation to apply");
     Tensor y = allocate_like(x);
-    activations_[static_cast<std::size_t>(act)]
-        .get(Layouts<2>{Layout(x.view()), Layout(y.view())},
-             [&] { return make_activation(context_, x, y, describe_activation(x), act); })
+    plans_
+        .step<Step>(&owners_.activation[static_cast<std::size_t>(act)], Layouts<2>{Layout(x.view()), Layout(y.view())},
+                    [&] { return make_activation(context_, x, y, describe_activation(x), act); })
         .run(context_, {x.data(), y.data()});
     return y;
   }
 
   Tensor add(const Tensor& a, const Tensor& b) {
     Tensor y = allocate_like(a);
-    adds_
-        .get(Layouts<3>{Layout(a.view()), Layout(b.view()), Layout(y.view())},
-             [&] { return make_add(context_, a, describe_activation(a), b, describe_activation(b), y, describe_activation(y)); })
+    plans_
+        .step<Step>(&owners_.add, Layouts<3>{Layout(a.view()), Layout(b.view()), Layout(y.view())},
+                    [&] { return make_add(context_, a, describe_activation(a), b, describe_activation(b), y, describe_activation(y)); })
         .run(context_, {a.data(), b.data(), y.data()});
     return y;
   }
@@ -243,7 +237,7 @@ class Executor {
   Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
     Tensor y = allocate(nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "onednn::max_pool2d"), x.dtype(),
                         x.view().format());
-    pools_.get(PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
+    plans_.step<Step>(&owners_.pool, PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
                [&] {
                  return make_pooling(context_, x, describe_activation(x), y, describe_activation(y), kernel, stride,
                                      padding, false);
@@ -271,18 +265,18 @@ class Executor {
     out[out.rank() - 1] = op.out_features();
     Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear") : allocate(out, x.dtype());
     const std::int64_t m = x.numel() / k;
-    op.run(context_, x.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
+    op.run(context_, plans_, x.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
     return y;
   }
 
   Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
     Tensor y = allocate(x.shape(), x.dtype());
     const std::int64_t d = x.dim(x.rank() - 1);
-    n.op->run(context_, x.view().reshaped({x.numel() / d, d}), y.view().reshaped({x.numel() / d, d}));
+    n.op->run(context_, plans_, x.view().reshaped({x.numel() / d, d}), y.view().reshaped({x.numel() / d, d}));
     return y;
   }
 
-  /// Nothing to prepare: the attention primitives are made at the first forward of each shape.
+  /// Nothing to prepare: the attention primitives are made while each input shape is planned.
   void prepare_attention(int /*heads*/) {}
   /// x [B, L, K] -> attention(q, k, v) [B, L, D] where [q k v] = x·qkvᵀ + b: the projection writes
   /// q, k and v as separate dense planes that the attention matmuls read per head through strides,
@@ -296,11 +290,11 @@ class Executor {
             "] and a qkv projection to 3D with D divisible by ", heads, " heads");
     // Planes and scores are not images: dense whatever the level's image layout.
     Tensor planes = allocate({3, b, l, d}, x.dtype(), MemoryFormat::contiguous);
-    op.run_planes(context_, x.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
+    op.run_planes(context_, plans_, x.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
     Tensor scores = allocate({b, heads, l, l}, DType::f32, MemoryFormat::contiguous);
     Tensor probs = x.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, x.dtype(), MemoryFormat::contiguous);
     Tensor y = allocate({b, l, d}, x.dtype());
-    attention_.run(context_, planes, scores, probs, y);
+    attention_.run(context_, plans_, planes, scores, probs, y);
     return y;
   }
 
@@ -314,7 +308,7 @@ class Executor {
     Tensor patches = allocate({n * grid, e.projection->in_features()}, x.dtype());
     loops::patchify(x, e.patch, patches);
     Tensor projected = allocate({n * grid, d}, x.dtype());
-    e.projection->run(context_, patches, projected);
+    e.projection->run(context_, plans_, patches, projected);
     Tensor tokens = allocate({n, grid + e.prefix_tokens.dim(0), d}, x.dtype());
     loops::assemble_tokens(projected, e.prefix_tokens, e.position, tokens);
     return tokens;
@@ -341,8 +335,9 @@ class Executor {
   std::size_t workspace_bytes() const { return context_.scratchpad_bytes(); }
   DType compute_type() const { return dtype_; }
 
-  /// Called by Engine after the warm-up: what was fused, packed and planned.
+  /// Called by Engine after the plans are made: what was fused, packed and planned.
   void complete_report(runtime::Report& report) const {
+    report.plans = plans_.describe();
     if constexpr (fused) {
       report.applied("post_op_fusion",
                      visopt::detail::concat(residual_sums_, " residual adds (sum post-op, into the shortcut's own "
@@ -358,9 +353,9 @@ class Executor {
       report.applied("weights_prepacked",
                      visopt::detail::concat(census.weight_packs, " weight tensors reordered once into oneDNN's chosen "
                                             "layouts (", dtype_name(dtype_), "), ", detail::mebibytes(census.packed_bytes),
-                                            ", during compile()'s warm-up"));
+                                            ", while compile() planned its batch sizes"));
     } else {
-      report.skipped("weights_prepacked", "no warm-up ran (CompileOptions::warmup = 0): weights are packed at the first run()");
+      report.skipped("weights_prepacked", "nothing planned (CompileOptions::warmup = 0): weights are packed at the first run() of each batch size");
     }
     report.applied("primitives", detail::implementation_summary(census));
     if constexpr (static_plan) {
@@ -377,12 +372,53 @@ class Executor {
     report.activation_bytes = memory_.bytes_reserved();
     report.workspace_bytes = context_.scratchpad_bytes();
     // The implementation oneDNN dispatched for each convolution and matmul ("brg:avx512_core", "jit:avx2"...).
-    for (const auto& op : convs_owned_) op->for_each_step([&](const Step& s) { ++report.algorithms["convolution: " + s.implementation()]; });
-    for (const auto& op : linears_owned_) op->for_each_step([&](const Step& s) { ++report.algorithms["matmul: " + s.implementation()]; });
+    plans_.for_each([&](const runtime::BatchPlan<>& plan) {
+      plan.for_each<Step>([&](const void* owner, const Step& s) {
+        const bool conv = std::any_of(convs_owned_.begin(), convs_owned_.end(), [&](const auto& op) { return op.get() == owner; });
+        if (conv) ++report.algorithms["convolution: " + s.implementation()];
+      });
+      plan.for_each<LinearOp::Plan>([&](const void*, const LinearOp::Plan& matmuls) {
+        for (const Step& s : matmuls.planes) ++report.algorithms["matmul: " + s.implementation()];
+      });
+    });
   }
+  /// Input shapes planned so far (one plan each).
+  std::size_t plans() const { return plans_.size(); }
 
  private:
   static constexpr std::int64_t block = 16;  // channels per nChw16c block
+
+  /// The first forward of an input shape: makes its plan, and records how long that took.
+  template <class Forward>
+  Tensor planning_forward(const TensorView& images, Forward& forward) {
+    const auto started = std::chrono::steady_clock::now();
+    Tensor out = forward_over_plan(images, forward);
+    plans_.find(images.shape())->plan_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    return out;
+  }
+
+  template <class Forward>
+  Tensor forward_over_plan(const TensorView& images, Forward& forward) {
+    context_.apply_threads();
+    if constexpr (static_plan) memory_.begin_pass(images.shape());
+    Tensor out = runtime::with_plan(plans_, images.shape(), [&] {
+      Tensor x = allocate(images.shape(), dtype_);
+      if (Layout(x.view()) == Layout(images) && !is_blocked(x)) {
+        std::memcpy(x.data(), images.data(), images.nbytes());
+      } else {
+        plans_
+            .step<Step>(&owners_.reorder, Layouts<2>{Layout(images), Layout(x.view())},
+                        [&] { return make_reorder(context_, images, describe(images), x, describe_activation(x)); })
+            .run(context_, {images.data(), x.data()});
+      }
+      const Tensor logits = forward(x);
+      context_.wait();
+      return logits.to(DType::f32);
+    });
+    if constexpr (static_plan) memory_.end_pass();
+    return out;
+  }
 
   struct PoolKey {
     Layout x, y;
@@ -425,8 +461,8 @@ class Executor {
       return residual;
     }
     Tensor y = allocate(out, x.dtype());
-    reorders_
-        .get(Layouts<2>{Layout(residual.view()), Layout(y.view())},
+    plans_
+        .step<Step>(&owners_.reorder, Layouts<2>{Layout(residual.view()), Layout(y.view())},
              [&] { return make_reorder(context_, residual, describe_activation(residual), y, describe_activation(y)); })
         .run(context_, {residual.data(), y.data()});
     return y;
@@ -454,10 +490,10 @@ class Executor {
   std::vector<std::unique_ptr<LayerNormOp>> layer_norms_owned_;
   std::vector<std::unique_ptr<BatchNormOp>> batch_norms_owned_;
   AttentionOp attention_;
-  StepCache<Layouts<2>> reorders_;
-  std::array<StepCache<Layouts<2>>, 3> activations_;  // by nn::Activation
-  StepCache<Layouts<3>> adds_;
-  StepCache<PoolKey> pools_;
+  runtime::BatchPlans<> plans_;  // one per input shape: every primitive its forward runs, in order
+  struct {
+    char reorder, add, pool, activation[3];  // by nn::Activation
+  } owners_{};                                 // the owners of the executor's own steps (addresses only)
   int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
   nn::HeldFp32Parameters held_;  // what the ops keep in fp32
 };

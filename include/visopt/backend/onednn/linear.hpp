@@ -29,31 +29,22 @@ class LinearOp {
   const nn::LinearEpilogue& epilogue() const { return epilogue_; }
 
   /// y = act(x·wᵀ + b) [+ y]: x [M,K] and y [M,N] dense; with a residual epilogue y holds it on entry.
-  void run(Context& context, const TensorView& x, const TensorView& y) {
-    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, 1); }).run(context, x, y);
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y) {
+    plans.step<Plan>(this, Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, 1); }).run(context, x, y);
   }
 
   /// planes [G,M,N/G] dense: plane g holds output columns [g·N/G, (g+1)·N/G), so that each plane is
   /// dense where one [M,N] output would interleave them row by row (attention splits qkv so, without a
   /// copy: oneDNN 2.6's matmuls read only permutations of dense tensors on their brgemm kernels).
-  void run_planes(Context& context, const TensorView& x, const TensorView& planes) {
+  void run_planes(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& planes) {
     require(planes.rank() == 3 && planes.dim(0) * planes.dim(2) == out_features() && !epilogue_.residual,
             "onednn::linear: planes have shape ", planes.shape(), ", expected [G, M, ", out_features(),
             "/G] of a linear without residual");
-    steps_.get(Layouts<2>{Layout(x), Layout(planes)}, [&] { return make(context, x, planes, planes.dim(0)); })
+    plans.step<Plan>(this, Layouts<2>{Layout(x), Layout(planes)}, [&] { return make(context, x, planes, planes.dim(0)); })
         .run(context, x, planes);
   }
 
-  /// Calls f(const Step&) for each primitive made so far (one per input layout).
-  template <class F>
-  void for_each_step(F&& f) const {
-    steps_.for_each([&](const Plan& plan) {
-      for (const Step& step : plan.planes) f(step);
-    });
-  }
-
- private:
-  /// One matmul per output plane (one in all for a plain [M,N] output).
+  /// What runs one input layout: one matmul per output plane (one in all for a plain [M,N] output).
   struct Plan {
     std::vector<Step> planes;
     std::size_t plane_bytes = 0;
@@ -66,6 +57,8 @@ class LinearOp {
     }
   };
 
+
+ private:
   Plan make(Context& context, const TensorView& x, const TensorView& y, std::int64_t groups) {
     const std::int64_t n = out_features() / groups, k = in_features(), m = x.dim(0);
     const std::string what =
@@ -106,7 +99,6 @@ class LinearOp {
   Tensor weight_, bias_;
   nn::LinearEpilogue epilogue_;
   PackedWeights packed_;
-  StepCache<Layouts<2>, Plan> steps_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../../nn/params.hpp"
+#include "../../services/batch_plan.hpp"
 #include "primitive.hpp"
 
 namespace visopt::backend::onednn {
@@ -23,8 +24,9 @@ class LayerNormOp {
   explicit LayerNormOp(const nn::LayerNormParams& params) : params_(params) {}
 
   /// y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis; x and y dense [M, D].
-  void run(Context& context, const TensorView& x, const TensorView& y) {
-    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y); }).run(context, {x.data(), y.data()});
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y) {
+    plans.step<Step>(this, Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y); })
+        .run(context, {x.data(), y.data()});
   }
 
  private:
@@ -51,7 +53,6 @@ class LayerNormOp {
   }
 
   nn::LayerNormParams params_;
-  StepCache<Layouts<2>> steps_;
 };
 
 class BatchNormOp {
@@ -61,8 +62,8 @@ class BatchNormOp {
   /// Inference BatchNorm with the running statistics; x and y [N,C,H,W] of the same layout, whose
   /// descriptor `describe(x)` gives.
   template <class Describe>
-  void run(Context& context, const TensorView& x, const TensorView& y, Describe&& describe) {
-    steps_.get(Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x)); })
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y, Describe&& describe) {
+    plans.step<Step>(this, Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x)); })
         .run(context, {x.data(), y.data()});
   }
 
@@ -91,7 +92,6 @@ class BatchNormOp {
   }
 
   nn::BatchNormParams params_;
-  StepCache<Layouts<2>> steps_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -226,32 +226,6 @@ class Step {
   std::string what_, implementation_;
 };
 
-/// Steps (or groups of them) keyed by what an operation was called with (the layouts of its tensors,
-/// plus any setting): a batch size seen before finds its primitives by a linear scan of a few
-/// entries, without allocating.
-template <class Key, class Value = Step>
-class StepCache {
- public:
-  /// The entry for `key`, made by `make()` the first time.
-  template <class Make>
-  Value& get(const Key& key, Make&& make) {
-    for (auto& entry : entries_) {
-      if (entry.first == key) return *entry.second;
-    }
-    entries_.emplace_back(key, std::make_unique<Value>(make()));
-    return *entries_.back().second;
-  }
-  std::size_t size() const { return entries_.size(); }
-  /// Calls f(const Value&) for every entry, in the order they were made.
-  template <class F>
-  void for_each(F&& f) const {
-    for (const auto& entry : entries_) f(*entry.second);
-  }
-
- private:
-  std::vector<std::pair<Key, std::unique_ptr<Value>>> entries_;
-};
-
 /// The key of an operation on N tensors.
 template <std::size_t N>
 using Layouts = std::array<Layout, N>;

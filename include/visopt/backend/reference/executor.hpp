@@ -92,6 +92,11 @@ class Executor {
     std::memcpy(x.data(), images.data(), images.nbytes());
     return forward(x).clone();
   }
+  /// The lifecycle's plan stage: the reference executor chooses nothing, so one forward only fills the pool.
+  template <class Forward>
+  void plan(const TensorView& images, Forward&& forward) {
+    (void)run(images, forward);
+  }
 
   Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
     require(residual == nullptr || c.epilogue.residual, "reference::conv2d: a residual was given to a conv prepared without one");
@@ -201,7 +206,7 @@ class Executor {
   void use_saved_algorithms(const nlohmann::json& /*entries*/, runtime::Report& /*report*/) {}
   static nlohmann::json saved_algorithms() { return nlohmann::json::object(); }
 
-  /// Called by Engine after the warm-up: the one algorithm each kind of operation has here.
+  /// Called by Engine after planning: the one algorithm each kind of operation has here.
   void complete_report(runtime::Report& report) const {
     if (convolutions_ > 0) report.algorithms["convolution: im2col + Eigen GEMM"] = convolutions_;
     if (matmuls_ > 0) report.algorithms["matmul: Eigen GEMM"] = matmuls_;
