@@ -133,3 +133,28 @@ TEST_CASE("a backend's replay lives in the plan and shows in the report", "[batc
   CHECK(described[0].capture_ms == 12.5);
   CHECK(described[0].text() == "batch 16 [16,3,224,224]: 0 operations, 0 steps, planned in 40 ms, captured in 12 ms");
 }
+
+TEST_CASE("steps of one plan share a resource by key; a planned forward does not make one", "[batch_plan]") {
+  BatchPlans<> plans;
+  int built = 0;
+  struct Resource {
+    int id;
+  };
+  const Shape shape{4, 3, 64, 64};
+  auto make = [&] { return std::make_shared<Resource>(Resource{++built}); };
+  with_plan(plans, shape, [&] {
+    const auto a = plans.shared<Resource>(std::string("conv 3x3 [4,64,16,16]"), make);
+    const auto b = plans.shared<Resource>(std::string("conv 3x3 [4,64,16,16]"), make);
+    const auto c = plans.shared<Resource>(std::string("conv 1x1 [4,64,16,16]"), make);
+    CHECK(a == b);
+    CHECK(a != c);
+  });
+  CHECK(built == 2);
+  CHECK(plans.find(shape)->operations() == 0);  // shared resources take no place in the forward's order
+  CHECK_NOTHROW(with_plan(plans, shape, [] {}));
+  CHECK_THROWS_WITH(with_plan(plans, shape, [&] { (void)plans.shared<Resource>(std::string("conv"), make); }),
+                    Catch::Contains("shared resources are made in the planning forward only"));
+  // Another batch size has resources of its own.
+  with_plan(plans, Shape{1, 3, 64, 64}, [&] { (void)plans.shared<Resource>(std::string("conv 3x3 [4,64,16,16]"), make); });
+  CHECK(built == 3);
+}

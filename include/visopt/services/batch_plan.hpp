@@ -81,6 +81,28 @@ class BatchPlan {
     return *static_cast<Step*>(made_[order_[cursor_++]].step.get());
   }
 
+  /// What several steps of this plan share (a cuDNN execution plan that two convolutions of equal shapes
+  /// both run): made by `make()` the first time `key` is asked for in the planning forward, the same
+  /// object afterwards. Shared resources take no place in the forward's order.
+  template <class T, class Key, class Make>
+  std::shared_ptr<T> shared(const Key& key, Make&& make) {
+    require(!planned_, "plan for input ", input_, ": shared resources are made in the planning forward only");
+    for (const Made& m : shared_) {
+      if (*m.type == typeid(T) && *m.key_type == typeid(Key) && m.same_key(m.key.get(), &key)) {
+        return std::static_pointer_cast<T>(m.step);
+      }
+    }
+    Made m;
+    m.type = &typeid(T);
+    m.key_type = &typeid(Key);
+    m.key = std::make_shared<Key>(key);
+    m.same_key = [](const void* a, const void* b) { return *static_cast<const Key*>(a) == *static_cast<const Key*>(b); };
+    std::shared_ptr<T> made = make();
+    m.step = made;
+    shared_.push_back(std::move(m));
+    return made;
+  }
+
   /// Calls f(owner, const Step&) for each step of type Step made, in the order they were made.
   template <class Step, class F>
   void for_each(F&& f) const {
@@ -107,6 +129,7 @@ class BatchPlan {
   Shape input_;
   bool planned_ = false;
   std::vector<Made> made_;
+  std::vector<Made> shared_;        // what steps share, by key (BatchPlan::shared)
   std::vector<std::size_t> order_;  // indices into made_, one per operation in forward order
   std::size_t cursor_ = 0;          // the next operation of a planned forward
 };
@@ -165,6 +188,13 @@ class BatchPlans {
   Step& step(const void* owner, const Key& key, Make&& make) {
     require(active_ != nullptr, "an operation ran outside a planned forward (BatchPlans::begin)");
     return active_->template step<Step>(owner, key, std::forward<Make>(make));
+  }
+
+  /// A resource the steps of the plan being made share (BatchPlan::shared).
+  template <class T, class Key, class Make>
+  std::shared_ptr<T> shared(const Key& key, Make&& make) {
+    require(active_ != nullptr, "a shared resource was asked for outside a planned forward (BatchPlans::begin)");
+    return active_->template shared<T>(key, std::forward<Make>(make));
   }
 
   /// Calls f(const Plan&) for each planned plan, in the order they were made.

@@ -42,7 +42,7 @@ class Convolution {
     cudnnConvolutionFwdAlgo_t algorithm = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     cudnnMathType_t math = CUDNN_DEFAULT_MATH;
     std::size_t workspace = 0;
-    std::unique_ptr<FusedConvolutionGraph> graph;  // the fused path; null: conv + epilogue kernel
+    std::shared_ptr<const FusedConvolutionGraph> graph;  // the fused path; null: conv + epilogue kernel
     bool fallback = false;                         // fusion was asked for, but no cuDNN engine fuses this shape
   };
 
@@ -52,12 +52,24 @@ class Convolution {
     return context.allocate(out_shape, dtype_, nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous);
   }
 
+  /// The fused graph of one spec with its engine chosen (null: no engine fuses it here); what
+  /// convolutions of equal shapes share within a batch plan.
+  struct FusedChoice {
+    std::shared_ptr<const FusedConvolutionGraph> graph;
+  };
+
   /// Chooses (or finds in the algorithm cache) how to run input `x` into `y` (timing candidates on
-  /// these buffers when tuning is measured).
-  Plan plan(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
+  /// these buffers when tuning is measured). `share(key, make)` returns the batch plan's shared
+  /// FusedChoice for `key`, made by `make()` once: convolutions of equal shapes in one plan (ResNet-50
+  /// repeats most of its blocks) build and time one cuDNN graph between them.
+  template <class Share>
+  Plan plan(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual, Share&& share) {
     Plan plan;
     if (fused_) {
-      plan.graph = fused_graph(context, x, y, residual);
+      if (auto spec = fused_spec(x, y, residual)) {
+        plan.graph = share(spec->describe(), [&] { return std::make_shared<FusedChoice>(FusedChoice{fused_graph(context, *spec, x, y, residual)}); })
+                         ->graph;
+      }
       plan.fallback = plan.graph == nullptr;  // no cuDNN engine fuses this shape: conv + epilogue kernel instead
     }
     if (!plan.graph) {
@@ -107,10 +119,10 @@ class Convolution {
                                   " groups=", geometry_.groups, " ", dtype_name(dtype_), nhwc_ ? " nhwc" : " nchw");
   }
 
-  /// The fused graph for this shape with its engine chosen, or null when no engine can run it here.
-  std::unique_ptr<FusedConvolutionGraph> fused_graph(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual) {
-    if (geometry_.groups != 1) return nullptr;
-    if (residual && residual->view().strides() != y.view().strides()) return nullptr;
+  /// The fused graph's spec for this call, or nothing when cuDNN's graph cannot express it.
+  std::optional<FusedConvolutionSpec> fused_spec(const Tensor& x, const Tensor& y, const Tensor* residual) const {
+    if (geometry_.groups != 1) return std::nullopt;
+    if (residual && residual->view().strides() != y.view().strides()) return std::nullopt;
     FusedConvolutionSpec spec;
     spec.dtype = dtype_;
     spec.x = x.shape();
@@ -124,7 +136,13 @@ class Convolution {
     spec.bias = has_bias_;
     spec.residual = residual != nullptr;
     spec.activation = epilogue_.activation;
-    auto graph = std::make_unique<FusedConvolutionGraph>(context.cudnn(), spec);
+    return spec;
+  }
+
+  /// The fused graph for `spec` with its engine chosen, or null when no engine can run it here.
+  std::shared_ptr<FusedConvolutionGraph> fused_graph(Context& context, const FusedConvolutionSpec& spec, const Tensor& x,
+                                                     const Tensor& y, const Tensor* residual) {
+    auto graph = std::make_shared<FusedConvolutionGraph>(context.cudnn(), spec);
     const void* z = residual ? residual->data() : nullptr;
 
     runtime::AlgorithmCache* cache = context.cache();

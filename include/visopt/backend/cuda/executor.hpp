@@ -203,7 +203,11 @@ class Executor {
 
   Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
     Tensor y = c->output(context_, x);
-    const auto& plan = plans_.step<Convolution::Plan>(c.get(), x.shape(), [&] { return c->plan(context_, x, y, residual); });
+    const auto& plan = plans_.step<Convolution::Plan>(c.get(), x.shape(), [&] {
+      return c->plan(context_, x, y, residual, [&](const std::string& key, auto make) {
+        return plans_.shared<Convolution::FusedChoice>(key, make);
+      });
+    });
     c->forward(context_, plan, x, y, residual);
     return y;
   }
