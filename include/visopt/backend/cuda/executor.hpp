@@ -284,7 +284,9 @@ class Executor {
     const auto started = std::chrono::steady_clock::now();
     {
       Tensor staged = stage(images);
-      runtime::with_plan(plans_, images.shape(), [&] { (void)forward(place(staged)); });
+      // The same calls as run()'s forward, to_float included: the capture below must find every pool
+      // block it needs already made (no cudaMalloc inside a capture).
+      runtime::with_plan(plans_, images.shape(), [&] { (void)to_float(forward(place(staged))); });
       VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()), "planning the forward for input " + images.shape().to_string());
     }
     BatchPlan& plan = *plans_.find(images.shape());
