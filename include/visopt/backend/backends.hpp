@@ -12,7 +12,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-
 #include <utility>
 
 #include "../core/dtype.hpp"

@@ -119,8 +119,7 @@ class Tracer {
   }
   Tensor select_token(const Tensor& x, std::int64_t /*index*/) { return record("select_token", {&x}, Shape{x.dim(0), x.dim(2)}); }
 
-  /// The trace so far; its buffers' lifetimes are complete once every tensor of the pass is gone.
-  const runtime::Trace& trace() const { return state_->trace; }
+  /// The trace, taken once every tensor of the pass is gone (its buffers' lifetimes are then complete).
   runtime::Trace take() { return std::move(state_->trace); }
 
  private:

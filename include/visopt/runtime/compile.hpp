@@ -1,8 +1,9 @@
 #pragma once
 // compile<Level, Backend>(model, options): validates the options, runs the passes the level's policy
-// asks for on a copy of the parameter tree, lets the backend prepare every operation, plans each
-// warm-up batch size (docs/architecture.md, "Lifecycle") and returns an Engine. This is where the levels of DESIGN.md become concrete. For backend::Cuda the work
-// happens in code nvcc compiled (runtime/cuda_engines.cuh), so that plain C++ can call it too.
+// asks for on a copy of the parameter tree, traces and validates the forward, lets the backend prepare
+// every operation, plans each warm-up batch size (docs/architecture.md, "Lifecycle") and returns an
+// Engine. This is where the levels of DESIGN.md become concrete. For backend::Cuda the work happens in
+// code nvcc compiled (runtime/cuda_engines.cuh), so that plain C++ can call it too.
 
 #include <chrono>
 #include <concepts>

@@ -10,6 +10,7 @@
 // met again in the same pass shares it). Every later forward takes the steps back in order; a forward
 // that asks for a different operation than the plan holds is an error, not a silent re-plan.
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -38,14 +39,14 @@ class BatchPlan {
   BatchPlan& operator=(const BatchPlan&) = delete;
 
   const Shape& input() const { return input_; }
-  std::int64_t batch() const { return input_.rank() > 0 ? input_[0] : 0; }
   /// Whether its planning forward completed.
   bool planned() const { return planned_; }
   /// Operations of the forward that have a step, in the order they run.
   std::size_t operations() const { return order_.size(); }
   /// Steps made (operations of the same owner and key share one).
   std::size_t steps() const { return made_.size(); }
-  /// Milliseconds the planning forward took (choosing, timing and building every step).
+  /// Milliseconds the planning forward took (choosing, timing and building every step), from
+  /// BatchPlans::begin to end.
   double plan_ms = 0;
   /// The backend's whole-forward replay, set by its capture stage.
   Replay replay{};
@@ -62,14 +63,7 @@ class BatchPlan {
           return *static_cast<Step*>(made_[i].step.get());
         }
       }
-      Made m;
-      m.owner = owner;
-      m.type = &typeid(Step);
-      m.key_type = &typeid(Key);
-      m.key = std::make_shared<Key>(key);
-      m.same_key = [](const void* a, const void* b) { return *static_cast<const Key*>(a) == *static_cast<const Key*>(b); };
-      m.step = std::make_shared<Step>(make());
-      made_.push_back(std::move(m));
+      made_.push_back(Made::of(owner, key, std::make_shared<Step>(make())));
       order_.push_back(made_.size() - 1);
       return *static_cast<Step*>(made_.back().step.get());
     }
@@ -88,18 +82,10 @@ class BatchPlan {
   std::shared_ptr<T> shared(const Key& key, Make&& make) {
     require(!planned_, "plan for input ", input_, ": shared resources are made in the planning forward only");
     for (const Made& m : shared_) {
-      if (*m.type == typeid(T) && *m.key_type == typeid(Key) && m.same_key(m.key.get(), &key)) {
-        return std::static_pointer_cast<T>(m.step);
-      }
+      if (m.template matches<T>(nullptr, key)) return std::static_pointer_cast<T>(m.step);
     }
-    Made m;
-    m.type = &typeid(T);
-    m.key_type = &typeid(Key);
-    m.key = std::make_shared<Key>(key);
-    m.same_key = [](const void* a, const void* b) { return *static_cast<const Key*>(a) == *static_cast<const Key*>(b); };
     std::shared_ptr<T> made = make();
-    m.step = made;
-    shared_.push_back(std::move(m));
+    shared_.push_back(Made::of(nullptr, key, made));
     return made;
   }
 
@@ -113,17 +99,25 @@ class BatchPlan {
 
  private:
   friend class BatchPlans<Replay>;
+  /// A step or shared resource with its owner (null for shared ones) and key, both type-erased.
   struct Made {
     const void* owner = nullptr;
-    const std::type_info* type = nullptr;
+    const std::type_info* type = nullptr;      // of the step
+    const std::type_info* key_type = nullptr;
     std::shared_ptr<const void> key;
     bool (*same_key)(const void*, const void*) = nullptr;
     std::shared_ptr<void> step;
-    template <class Step, class Key>
-    bool matches(const void* o, const Key& k) const {
-      return owner == o && *type == typeid(Step) && *key_type == typeid(Key) && same_key(key.get(), &k);
+
+    template <class T, class Key>
+    static Made of(const void* owner, const Key& key, std::shared_ptr<T> step) {
+      return {owner, &typeid(T), &typeid(Key), std::make_shared<Key>(key),
+              [](const void* a, const void* b) { return *static_cast<const Key*>(a) == *static_cast<const Key*>(b); },
+              std::move(step)};
     }
-    const std::type_info* key_type = nullptr;
+    template <class T, class Key>
+    bool matches(const void* o, const Key& k) const {
+      return owner == o && *type == typeid(T) && *key_type == typeid(Key) && same_key(key.get(), &k);
+    }
   };
 
   Shape input_;
@@ -132,6 +126,7 @@ class BatchPlan {
   std::vector<Made> shared_;        // what steps share, by key (BatchPlan::shared)
   std::vector<std::size_t> order_;  // indices into made_, one per operation in forward order
   std::size_t cursor_ = 0;          // the next operation of a planned forward
+  std::chrono::steady_clock::time_point planning_started_;
 };
 
 /// Every plan an executor made, one per input shape (batch size; ResNet's image size too), and the
@@ -157,6 +152,7 @@ class BatchPlans {
       std::erase_if(plans_, [&](const auto& p) { return p->input() == input; });  // a planning forward that failed
       plans_.push_back(std::make_unique<Plan>(input));
       plan = plans_.back().get();
+      plan->planning_started_ = std::chrono::steady_clock::now();
     }
     plan->cursor_ = 0;
     active_ = plan;
@@ -170,6 +166,7 @@ class BatchPlans {
     require(plan != nullptr, "BatchPlans::end() without begin()");
     if (!plan->planned_) {
       plan->planned_ = true;
+      plan->plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan->planning_started_).count();
       return;
     }
     require(plan->cursor_ == plan->order_.size(), "plan for input ", plan->input(), ": the forward ran ", plan->cursor_,

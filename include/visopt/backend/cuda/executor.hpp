@@ -281,16 +281,17 @@ class Executor {
   template <class Forward>
   const BatchPlan& plan_batch(const TensorView& images, Forward& forward) {
     if (const BatchPlan* planned = plans_.find(images.shape())) return *planned;
-    const auto started = std::chrono::steady_clock::now();
     {
       Tensor staged = stage(images);
       // The same calls as run()'s forward, to_float included: the capture below must find every pool
-      // block it needs already made (no cudaMalloc inside a capture).
-      runtime::with_plan(plans_, images.shape(), [&] { (void)to_float(forward(place(staged))); });
-      VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()), "planning the forward for input " + images.shape().to_string());
+      // block it needs already made (no cudaMalloc inside a capture). Synchronised inside the planning
+      // forward, so that the plan's plan_ms counts the GPU's work too.
+      runtime::with_plan(plans_, images.shape(), [&] {
+        (void)to_float(forward(place(staged)));
+        VISOPT_CUDA_CHECK(cudaStreamSynchronize(stream()), "planning the forward for input " + images.shape().to_string());
+      });
     }
     BatchPlan& plan = *plans_.find(images.shape());
-    plan.plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if constexpr (captures) {
       if (graph_fallback_.empty()) {
         const auto capture_started = std::chrono::steady_clock::now();

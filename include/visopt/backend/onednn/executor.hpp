@@ -8,7 +8,6 @@
 // says which applied.
 
 #include <algorithm>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -185,7 +184,6 @@ class Executor {
     if (!images.device().is_cpu()) {  // not require(): its message arguments would be built on every run
       fail("onednn: images are on " + images.device().to_string() + "; the oneDNN backend takes host tensors");
     }
-    if (plans_.find(images.shape()) == nullptr) return planning_forward(images, forward);
     return forward_over_plan(images, forward);
   }
 
@@ -194,7 +192,7 @@ class Executor {
   /// they chose, and (at O3) records the activation arena's liveness plan. Nothing for a planned shape.
   template <class Forward>
   void plan(const TensorView& images, Forward&& forward) {
-    if (plans_.find(images.shape()) == nullptr) (void)planning_forward(images, forward);
+    if (plans_.find(images.shape()) == nullptr) (void)forward_over_plan(images, forward);
   }
 
   /// y = act(conv(x) + bias + residual). The residual is consumed: its buffer becomes the output
@@ -237,11 +235,12 @@ class Executor {
   Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
     Tensor y = allocate(nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "onednn::max_pool2d"), x.dtype(),
                         x.view().format());
-    plans_.step<Step>(&owners_.pool, PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
-               [&] {
-                 return make_pooling(context_, x, describe_activation(x), y, describe_activation(y), kernel, stride,
-                                     padding, false);
-               })
+    plans_
+        .step<Step>(&owners_.pool, PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
+                    [&] {
+                      return make_pooling(context_, x, describe_activation(x), y, describe_activation(y), kernel, stride,
+                                          padding, false);
+                    })
         .run(context_, {x.data(), y.data()});
     return y;
   }
@@ -388,16 +387,7 @@ class Executor {
  private:
   static constexpr std::int64_t block = 16;  // channels per nChw16c block
 
-  /// The first forward of an input shape: makes its plan, and records how long that took.
-  template <class Forward>
-  Tensor planning_forward(const TensorView& images, Forward& forward) {
-    const auto started = std::chrono::steady_clock::now();
-    Tensor out = forward_over_plan(images, forward);
-    plans_.find(images.shape())->plan_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    return out;
-  }
-
+  /// One forward over the plan of the images' shape: its planning forward the first time.
   template <class Forward>
   Tensor forward_over_plan(const TensorView& images, Forward& forward) {
     context_.apply_threads();
