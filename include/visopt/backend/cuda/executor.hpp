@@ -69,7 +69,7 @@ class Executor {
     report.device = "cuda:" + std::to_string(options.device.value_or(0)) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
-    if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN and cuBLASLt may use TF32 tensor cores");
+    if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN, cuBLASLt and the attention kernel may use TF32 tensor cores");
     else if constexpr (dtype == DType::f32) report.skipped("tf32", "precision=fp32 keeps full fp32 math");
     if constexpr (dtype != DType::f32) {
       report.applied(std::string(precision_name), "weights and activations in " + std::string(precision_name) +
@@ -129,7 +129,7 @@ class Executor {
   /// One self-attention layer of the model (attention needs no parameters). Refuses, inside compile(),
   /// a program whose tensor-core attention kernel was compiled for an architecture without its instructions.
   void prepare_attention(int /*heads*/) {
-    if (attention_layers_++ == 0) require_attention_code(context_, dtype);
+    if (attention_layers_++ == 0) require_attention_code(context_, dtype, tensor_cores);
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
@@ -234,7 +234,7 @@ class Executor {
   Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
 
   /// qkv [B, L, 3D] -> [B, L, D]
-  Tensor attention(const Tensor& qkv, int heads) { return cuda::attention(context_, qkv, heads); }
+  Tensor attention(const Tensor& qkv, int heads) { return cuda::attention(context_, qkv, heads, tensor_cores); }
 
   /// images [N,C,H,W] -> tokens [N, T + (H/p)(W/p), D]
   Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {

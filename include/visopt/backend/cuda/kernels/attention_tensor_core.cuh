@@ -64,10 +64,10 @@ __device__ __forceinline__ void mma_16x8x16(float (&c)[4], const std::uint32_t (
 #endif
 }
 
-/// Starts copying `rows` rows of 64 elements (row r at src + r·src_stride) into a padded shared tile,
-/// 16 bytes per thread per step, without waiting (cp.async); rows at or past `valid` become zero. The
-/// caller commits the group and waits for it (cp_async_commit, cp_async_wait).
-template <class T>
+/// Starts copying `rows` rows of 64 elements (row r at src + r·src_stride) into a shared tile whose rows
+/// are `pitch` elements apart, 16 bytes per thread per step, without waiting (cp.async); rows at or
+/// past `valid` become zero. The caller commits the group and waits for it (cp_async_commit, cp_async_wait).
+template <int pitch, class T>
 __device__ __forceinline__ void copy_rows_async(T* tile, const T* src, long long src_stride, int rows, int valid) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int chunks = attention_head_dim * static_cast<int>(sizeof(T)) / 16;  // 16-byte pieces per row
@@ -75,7 +75,7 @@ __device__ __forceinline__ void copy_rows_async(T* tile, const T* src, long long
     const int r = index / chunks, c = index % chunks;
     const bool inside = r < valid;
     const T* from = inside ? src + r * src_stride + c * (16 / sizeof(T)) : src;  // a source-size of 0 reads nothing
-    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(tile + r * tc_row + c * (16 / sizeof(T))));
+    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(tile + r * pitch + c * (16 / sizeof(T))));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(from), "r"(inside ? 16 : 0));
   }
 #endif
@@ -140,12 +140,12 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
   const int tiles = (length + tile - 1) / tile;
   auto fetch_keys = [&](int t) {  // K and V of key tile t into stage t % stages, as one copy group
     const int start = t * tile, stage = t % tc_attention_stages;
-    detail::copy_rows_async(k_tiles + stage * tile * ld, base + start * row_stride + d_model, row_stride, tile, length - start);
-    detail::copy_rows_async(v_tiles + stage * tile * ld, base + start * row_stride + 2 * d_model, row_stride, tile, length - start);
+    detail::copy_rows_async<tc_row>(k_tiles + stage * tile * ld, base + start * row_stride + d_model, row_stride, tile, length - start);
+    detail::copy_rows_async<tc_row>(v_tiles + stage * tile * ld, base + start * row_stride + 2 * d_model, row_stride, tile, length - start);
     detail::cp_async_commit();
   };
 
-  detail::copy_rows_async(q_tile, base + first_query * row_stride, row_stride, tc_attention_queries, length - first_query);
+  detail::copy_rows_async<tc_row>(q_tile, base + first_query * row_stride, row_stride, tc_attention_queries, length - first_query);
   fetch_keys(0);  // the first group holds Q and key tile 0
 
   std::uint32_t q[dh / 16][4];
