@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares visopt with its PyTorch peers from the JSON lines visopt_bench and peers.py append.
+"""Compares visopt with its peers (PyTorch modes, ONNX Runtime) from the JSON lines visopt_bench and peers.py append.
 
 Rows are only ever compared within one group: the same machine and the same run tag (tools/bench.sh
 gives each run its own; rows without a tag group by UTC day), so no figure is set against one taken on
@@ -17,6 +17,8 @@ import collections
 import json
 import re
 import sys
+
+PEERS = ("pytorch", "onnxruntime")  # the tools peers.py's rows name
 
 
 def load(paths):
@@ -87,11 +89,12 @@ class Group:
         self.ceilings = [r for r in rows if r.get("tool") == "ceiling"]
         self.cases = collections.OrderedDict()  # (model, image size, batch) -> rows
         for r in rows:
-            if r.get("tool") in ("visopt", "pytorch"):
+            if r.get("tool") == "visopt" or r.get("tool") in PEERS:
                 self.cases.setdefault((r["model"], r.get("image_size"), r["batch"]), []).append(r)
         self.commits = sorted({r.get("commit", "unknown") for r in rows})
         self.quick = any(r.get("quick") for r in rows)
         self.torch = sorted({r["torch_version"] for r in rows if r.get("torch_version")})
+        self.ort = sorted({r["onnxruntime_version"] for r in rows if r.get("onnxruntime_version")})
 
     def title(self):
         t = f"{self.machine} · {self.day}"
@@ -100,13 +103,15 @@ class Group:
         t += f" · visopt {', '.join(self.commits)}"
         if self.torch:
             t += f" · torch {', '.join(self.torch)}"
+        if self.ort:
+            t += f" · onnxruntime {', '.join(self.ort)}"
         if self.quick:
             t += " · QUICK (smoke test, not a measurement)"
         return t
 
     @staticmethod
     def best_peer(rows):
-        peers = [r for r in rows if r["tool"] == "pytorch" and ok(r)]
+        peers = [r for r in rows if r["tool"] in PEERS and ok(r)]
         return max(peers, key=lambda r: r["throughput"]) if peers else None
 
     @staticmethod
@@ -134,7 +139,7 @@ def print_text(group):
             f"{c['backend']} error" for c in group.ceilings))
     for (model, size, batch), rows in group.cases.items():
         best = group.best_peer(rows)
-        print(f"\n{model} @{size}, batch {batch}" + (f"  (best peer: {best['level']}, {best['throughput']:.1f} img/s)"
+        print(f"\n{model} @{size}, batch {batch}" + (f"  (best peer: {run_name(best)}, {best['throughput']:.1f} img/s)"
                                                     if best else "  (no peer result)"))
         cells = [["run", "precision", "img/s", "median ms", "p95 ms", "GFLOP/s", "% ceiling", "peak MiB", "added MiB",
                   "vs best peer"]]
@@ -167,9 +172,9 @@ def print_markdown(group):
                 columns.append((r["level"], r["backend"]))
     backends = {b for _, b in columns}
     label = lambda c: c[0] if len(backends) == 1 else f"{c[0]} {c[1]}"
-    print(f"\n**{group.title()}** — visopt throughput as a multiple of the best PyTorch mode "
+    print(f"\n**{group.title()}** — visopt throughput as a multiple of the best peer "
           f"(higher is better; img/s in brackets)\n")
-    print("| model | batch | " + " | ".join(label(c) for c in columns) + " | best PyTorch mode |")
+    print("| model | batch | " + " | ".join(label(c) for c in columns) + " | best peer |")
     print("|---|---:|" + "---:|" * len(columns) + "---|")
     for (model, size, batch), rows in group.cases.items():
         best = group.best_peer(rows)
@@ -184,7 +189,7 @@ def print_markdown(group):
                 cells.append(f"{r['throughput'] / best['throughput']:.2f}× ({rate(r['throughput'])})")
             else:
                 cells.append(f"({rate(r['throughput'])})")
-        peer = f"{best['level']} ({rate(best['throughput'])} img/s)" if best else "no result"
+        peer = f"{run_name(best)} ({rate(best['throughput'])} img/s)" if best else "no result"
         name = model if size == 224 else f"{model} @{size}"
         print(f"| {name} | {batch} | " + " | ".join(cells) + f" | {peer} |")
 
@@ -219,7 +224,7 @@ def plot(groups, path):
             ax.set_title(f"{model} @{size}, batch {batch}", fontsize=10)
             if best:
                 ax.axvline(best["throughput"], color="tab:red", linewidth=0.8, linestyle="--")
-        figure.suptitle(group.title() + "\nblue: visopt · red: best PyTorch mode · grey: other PyTorch modes",
+        figure.suptitle(group.title() + "\nblue: visopt · red: the best peer · grey: the other peers",
                         fontsize=9)
         figure.tight_layout()
         target = path if len(groups) == 1 else re.sub(r"(\.\w+)?$", lambda m: f"-{n + 1}{m.group(0)}", path, count=1)

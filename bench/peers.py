@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The PyTorch peers of visopt_bench, timed under the same protocol (bench/README.md): weights resident,
+"""The peers of visopt_bench, timed under the same protocol (bench/README.md): weights resident,
 seeded random input of the given shape, warm-up, >= 30 timed runs; median/p95/p99 latency, throughput,
 GFLOP/s and peak memory, appended as JSON lines in visopt_bench's row schema (tool "pytorch", level = the
-mode's name).
+mode's name). On the CPU also ONNX Runtime (mode ort_fp32, tool "onnxruntime"): the same seeded model
+exported to ONNX and run by bench/ort_peer.js under Node (npm onnxruntime-node).
 
     peers.py --device cpu  --models resnet50,vit_b_16 --batches 1,8 --json results.jsonl
     peers.py --device cuda --models resnet50 --batches 1,64 [--modes ...,compile_max_autotune_fp16]
@@ -18,11 +19,14 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
+import numpy
 import torch
 import torchvision
 from torchvision.models.vision_transformer import EncoderBlock, VisionTransformer
@@ -33,7 +37,8 @@ MODELS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_ti_
 # hidden, layers, heads, mlp: the ViT sizes visopt's models/vit.hpp builds.
 VIT_SIZES = {"ti": (192, 12, 3, 768), "s": (384, 12, 6, 1536), "b": (768, 12, 12, 3072), "l": (1024, 24, 16, 4096)}
 
-CPU_MODES = ["eager_fp32", "channels_last_fp32", "jit_freeze_fp32", "autocast_bf16", "bf16_weights"]
+ORT_MODE = "ort_fp32"  # ONNX Runtime through Node, not a torch callable: measure_ort() times it
+CPU_MODES = ["eager_fp32", "channels_last_fp32", "jit_freeze_fp32", "autocast_bf16", "bf16_weights", ORT_MODE]
 GPU_MODES = ["eager_fp32", "eager_tf32", "channels_last_fp16", "channels_last_bf16", "cuda_graph_fp16",
              "compile_max_autotune_fp16"]
 GPU_DEFAULT_MODES = GPU_MODES[:-1]  # torch.compile's max-autotune takes minutes per shape: only when named
@@ -98,6 +103,21 @@ def percentile(sorted_samples, q):
     below = math.floor(position)
     above = min(below + 1, len(sorted_samples) - 1)
     return sorted_samples[below] + (sorted_samples[above] - sorted_samples[below]) * (position - below)
+
+
+def latency_fields(samples_ms, batch, flops):
+    """A row's statistics from its timed runs: median/p95/p99, throughput = batch / median, GFLOP/s."""
+    samples = sorted(samples_ms)
+    median = percentile(samples, 0.5)
+    return dict(median_ms=median, p95_ms=percentile(samples, 0.95), p99_ms=percentile(samples, 0.99),
+                throughput=batch / (median / 1e3), gflops=flops * batch / (median / 1e3) / 1e9, compile_ms=None,
+                date=utc_now())
+
+
+def input_images(args, batch):
+    """The seeded N(0, 1) NCHW input every mode of a batch size gets."""
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    return torch.randn(batch, 3, args.image_size, args.image_size, generator=generator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,8 +305,7 @@ def time_mode(fn, device, warmup, iterations, label, progress):
             begin = time.perf_counter()
             fn()
             samples.append((time.perf_counter() - begin) * 1e3)
-    samples.sort()
-    return percentile(samples, 0.5), percentile(samples, 0.95), percentile(samples, 0.99)
+    return samples
 
 
 def measure(args, name, base, flops, mode, batch, common, progress):
@@ -308,20 +327,102 @@ def measure(args, name, base, flops, mode, batch, common, progress):
             "" if reset else " (could not reset: peak since the program started)")
         row["timer"] = "perf_counter"
         row["baseline_memory_bytes"] = rss_bytes()  # the interpreter, torch and the fp32 model before this mode
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    x = torch.randn(batch, 3, args.image_size, args.image_size, generator=generator)
+    x = input_images(args, batch)
     with torch.no_grad():
         fn, precision, memory_format = prepare(mode, copy.deepcopy(base), x, args.device)
         row.update(precision=precision, memory_format=memory_format)
-        median, p95, p99 = time_mode(fn, args.device, args.warmup, args.iterations, label, progress)
+        samples = time_mode(fn, args.device, args.warmup, args.iterations, label, progress)
     if args.device == "cuda":
         row["peak_memory_bytes"] = max(free_before - torch.cuda.mem_get_info()[0], 0)
         row["allocator_peak_bytes"] = torch.cuda.max_memory_allocated()
         row["cudnn_benchmark"] = True
     else:
         row["peak_memory_bytes"] = peak_rss_bytes()
-    row.update(median_ms=median, p95_ms=p95, p99_ms=p99, throughput=batch / (median / 1e3),
-               gflops=flops * batch / (median / 1e3) / 1e9, compile_ms=None, date=utc_now())
+    row.update(latency_fields(samples, batch, flops))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime (CPU): the same model exported to ONNX, timed by bench/ort_peer.js under Node
+# ---------------------------------------------------------------------------------------------
+
+ORT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ort_peer.js")
+ORT_OPSET = 14
+ORT_TOLERANCE = 1e-3  # max|ORT - torch| / max|torch| of the logits; fp32 reorderings alone give ~1e-6
+
+
+def ort_runtime():
+    """(node, its environment, versions) when Node finds onnxruntime-node under $VISOPT_ORT_PREFIX (default
+    build/ort, where tools/bench.sh installs it), else None, after one line saying how to install it."""
+    prefix = os.environ.get("VISOPT_ORT_PREFIX") or os.path.join(os.path.dirname(ORT_SCRIPT), "..", "build", "ort")
+    prefix = os.path.abspath(prefix)
+    node_path = filter(None, [os.path.join(prefix, "node_modules"), os.environ.get("NODE_PATH")])
+    env = dict(os.environ, NODE_PATH=os.pathsep.join(node_path))
+    node = shutil.which("node")
+    if node:
+        probe = subprocess.run([node, ORT_SCRIPT, "--version"], env=env, capture_output=True, text=True)
+        if probe.returncode == 0:
+            return node, env, json.loads(probe.stdout)
+    print(f"peers.py: skipping {ORT_MODE}: {'onnxruntime-node is not in ' + prefix if node else 'no node'}; "
+          f"install Node and npm (Debian: apt-get install nodejs npm), then "
+          f"ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix {prefix} onnxruntime-node (tools/bench.sh does this)",
+          file=sys.stderr)
+    return None
+
+
+def onnx_file(model, name, x, seed):
+    """The model exported at x's static shape, cached under $XDG_CACHE_HOME/visopt/onnx and exported again
+    when missing; the name carries everything that decides the weights and the graph."""
+    batch, _, size, _ = x.shape
+    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "visopt", "onnx")
+    path = os.path.join(folder, f"{name}-{size}px-batch{batch}-seed{seed}-torch{torch.__version__}-"
+                                f"torchvision{torchvision.__version__}-opset{ORT_OPSET}.onnx")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        partial = f"{path}.{os.getpid()}.partial"  # a killed export never leaves a truncated file behind
+        # Grad on: under no_grad torch 1.13 runs ViT's attention through aten::_native_multi_head_attention,
+        # which has no ONNX export.
+        with torch.enable_grad():
+            torch.onnx.export(model, x, partial, opset_version=ORT_OPSET, input_names=["images"],
+                              output_names=["logits"])
+        os.replace(partial, path)
+    return path
+
+
+def measure_ort(args, name, base, flops, batch, common, runtime, progress):
+    """Times ONNX Runtime in a Node process, then checks its logits against torch's for the same input."""
+    node, env, _ = runtime
+    label = f"{name} {ORT_MODE} batch {batch}"
+    progress.stage(f"preparing {label} (its ONNX file)…")
+    x = input_images(args, batch)
+    model_path = onnx_file(base, name, x, args.seed)
+    progress.stage(f"timing {label} in Node…")
+    with tempfile.TemporaryDirectory(prefix="visopt-ort-") as folder:
+        images, logits = os.path.join(folder, "images.f32"), os.path.join(folder, "logits.f32")
+        x.numpy().astype("<f4").tofile(images)
+        done = subprocess.run([node, ORT_SCRIPT, "--model", model_path, "--input", images, "--output", logits,
+                               "--shape", ",".join(map(str, x.shape)), "--warmup", str(args.warmup),
+                               "--iterations", str(args.iterations), "--threads", str(common["threads"])],
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError((done.stderr.strip().splitlines() or [f"node exited with {done.returncode}"])[-1])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        ort_logits = torch.from_numpy(numpy.fromfile(logits, dtype="<f4"))
+    with torch.no_grad():
+        reference = base(x).flatten()
+    difference = ((ort_logits - reference).abs().max() / reference.abs().max()).item()
+    progress.clear()
+    print(f"peers.py: {label}: logits vs torch's, max|diff|/max|ref| = {difference:.1e}", file=sys.stderr)
+    if difference > ORT_TOLERANCE:
+        raise RuntimeError(f"ONNX Runtime's logits are not torch's: max|diff|/max|ref| = {difference:.1e} > "
+                           f"{ORT_TOLERANCE:g} (delete {model_path} to export it again)")
+    row = dict(common, model=name, level=ORT_MODE, batch=batch, flops_per_image=float(flops), precision="fp32",
+               memory_format="contiguous", timer="process.hrtime.bigint", onnx_file=model_path, opset=ORT_OPSET,
+               logits_max_rel_diff_vs_torch=difference, baseline_memory_bytes=result["baseline_rss_bytes"],
+               peak_memory_bytes=result["peak_rss_bytes"],
+               memory_method="peak RSS of the node process (VmHWM, model loading included); "
+                             "baseline: its RSS once the session was created")
+    row.update(latency_fields(result["samples_ms"], batch, flops))
     return row
 
 
@@ -364,6 +465,9 @@ def main():
         parser.error(f"--iterations {args.iterations} is below the protocol's 30 timed runs; add --quick for a smoke test")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no GPU")
+    ort = ort_runtime() if ORT_MODE in modes else None
+    if ORT_MODE in modes and not ort:
+        modes.remove(ORT_MODE)
 
     threads = args.threads or cpu_count()
     if args.device == "cpu":
@@ -379,6 +483,9 @@ def main():
                   commit=args.commit or visopt_commit(), iterations=args.iterations, warmup=args.warmup,
                   tag=args.tag, quick=args.quick, torch_version=torch.__version__,
                   torchvision_version=torchvision.__version__, threads=torch.get_num_threads())
+    # ONNX Runtime's rows: torch_version and torchvision_version are then the exporter's.
+    ort_common = ort and dict(common, tool="onnxruntime", backend="cpu", onnxruntime_version=ort[2]["onnxruntime"],
+                              node_version=ort[2]["node"])
 
     out = open(args.json, "a") if args.json else None
     progress = Progress()
@@ -393,16 +500,20 @@ def main():
         for mode in modes:
             if mode == "bf16_weights" and not name.startswith("vit"):
                 continue  # the ViT-only mode (ResNets' bf16 is autocast_bf16)
+            mode_common = ort_common if mode == ORT_MODE else common
             for batch in batches:
                 try:
                     if base is None:
                         raise build_error
-                    row = measure(args, name, base, flops, mode, batch, common, progress)
+                    if mode == ORT_MODE:
+                        row = measure_ort(args, name, base, flops, batch, mode_common, ort, progress)
+                    else:
+                        row = measure(args, name, base, flops, mode, batch, mode_common, progress)
                 except Exception as e:  # an error row, and on to the next mode (bf16 autocast of ViT on torch 1.13)
                     progress.clear()
                     message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                     print(f"peers.py: {name} {mode} batch {batch} failed: {message}", file=sys.stderr)
-                    row = dict(common, model=name, level=mode, batch=batch, flops_per_image=float(flops),
+                    row = dict(mode_common, model=name, level=mode, batch=batch, flops_per_image=float(flops),
                                precision=None, median_ms=None, p95_ms=None, p99_ms=None, throughput=None,
                                gflops=None, peak_memory_bytes=None, compile_ms=None, date=utc_now(), error=message)
                     failures += 1
@@ -424,7 +535,8 @@ def main():
                       f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['throughput']:.1f}", f"{r['gflops']:.1f}",
                       f"{r['peak_memory_bytes'] / 2**20:.1f}"])
     widths = [max(len(row[i]) for row in table if i < len(row)) for i in range(len(header))]
-    print(f"\nPyTorch {torch.__version__} on {device_name} (latency in ms):")
+    runtimes = f"PyTorch {torch.__version__}" + (f", ONNX Runtime {ort[2]['onnxruntime']}" if ort else "")
+    print(f"\n{runtimes} on {device_name} (latency in ms):")
     for n, row in enumerate(table):
         cells = [c.ljust(widths[i]) if i < 3 else c.rjust(widths[i]) for i, c in enumerate(row)]
         print("  ".join(cells))

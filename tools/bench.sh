@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a benchmark run (bench/README.md): builds the benchmark (Release), runs visopt_bench
-# with the matmul ceiling and the PyTorch peers (bench/peers.py) in the same run on this machine, appends
-# every row to bench/results/<machine>-<date>.jsonl and prints the comparison (bench/compare.py).
+# with the matmul ceiling and the peers (bench/peers.py: PyTorch, and on the CPU ONNX Runtime) in the same
+# run on this machine, appends every row to bench/results/<machine>-<date>.jsonl and prints the comparison
+# (bench/compare.py).
 #
 #   bash tools/bench.sh cpu --models resnet50,vit_b_16 --batches 1,8
 #   bash tools/bench.sh gpu --models resnet50,vit_b_16 --batches 1,8,64,256 [--compile-peer]
@@ -12,11 +13,12 @@
 #   --no-build · --no-peers · --markdown (also print the README table) · --plot FILE.png
 # Environment: VISOPT_PYTHON (the peers' interpreter), VISOPT_CMAKE_ARGS (extra configure arguments),
 #   VISOPT_BENCH_BUILD (build folder; default build-bench-cpu or build-bench-gpu), VISOPT_GIT_COMMIT
-#   (the commit rows carry, for a copy of the tree without .git).
+#   (the commit rows carry, for a copy of the tree without .git), VISOPT_ORT_PREFIX (npm prefix holding
+#   onnxruntime-node; default build/ort, installed there by npm when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 [[ $# -ge 1 ]] || usage 1
 mode=$1
 shift
@@ -91,6 +93,18 @@ python=${python:-python3}
 if [[ $mode == gpu && $peers == 1 ]] && ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "bench.sh: $python's torch sees no GPU; the gpu run needs one" >&2
   exit 1
+fi
+
+# ---- ONNX Runtime, a CPU peer: npm's onnxruntime-node under $VISOPT_ORT_PREFIX, found there by peers.py ----
+ort_version=1.31.1
+if [[ $mode == cpu && $peers == 1 ]]; then
+  export VISOPT_ORT_PREFIX=${VISOPT_ORT_PREFIX:-$PWD/build/ort}
+  if [[ ! -d $VISOPT_ORT_PREFIX/node_modules/onnxruntime-node ]] && command -v npm > /dev/null; then
+    echo "bench.sh: installing onnxruntime-node@$ort_version into $VISOPT_ORT_PREFIX" >&2
+    # skip: the CPU library ships in the package; its install step would only download CUDA's from NuGet.
+    ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix "$VISOPT_ORT_PREFIX" --no-audit --no-fund --loglevel=error \
+      "onnxruntime-node@$ort_version" >&2 || echo "bench.sh: npm could not install onnxruntime-node" >&2
+  fi  # without it (or without node) peers.py says how to install it and runs the PyTorch modes only
 fi
 
 # ---- where the rows go: one file per machine and day ----
