@@ -99,6 +99,11 @@ fi
 ort_version=1.31.1
 if [[ $mode == cpu && $peers == 1 ]]; then
   export VISOPT_ORT_PREFIX=${VISOPT_ORT_PREFIX:-$PWD/build/ort}
+  if ! command -v npm > /dev/null && command -v apt-get > /dev/null; then  # bench only: tests need no Node
+    sudo_cmd=""
+    [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm >&2 || echo "bench.sh: could not install nodejs and npm" >&2
+  fi
   if [[ ! -d $VISOPT_ORT_PREFIX/node_modules/onnxruntime-node ]] && command -v npm > /dev/null; then
     echo "bench.sh: installing onnxruntime-node@$ort_version into $VISOPT_ORT_PREFIX" >&2
     # skip: the CPU library ships in the package; its install step would only download CUDA's from NuGet.

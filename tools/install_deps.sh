@@ -14,10 +14,7 @@ packages=(
   python3-torch python3-torchvision    # the oracle: fixtures and expected logits
   libopenblas0-pthread                 # a fast BLAS for that torch (Debian's default reference BLAS is ~10x slower)
   clang-14 libfuzzer-14-dev            # tools/fuzz.sh: the libFuzzer targets for the safetensors reader and image loading
-  nodejs                               # bench: the ONNX Runtime peer (tools/bench.sh npm-installs onnxruntime-node)
 )
-# npm installs onnxruntime-node; NodeSource's nodejs carries its own npm and conflicts with Debian's.
-command -v npm > /dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
