@@ -176,23 +176,14 @@ class Convolution {
     return graph;
   }
 
-  /// Milliseconds of one run of a candidate plan (the best of three after a first, loading run), or
-  /// -1 if it fails to run.
+  /// Milliseconds of one run of a candidate plan (fastest_run_ms), or -1 if it fails to run.
   float time_plan(Context& context, const FusedConvolutionGraph& graph, const FusedConvolutionGraph::Plan& plan, const Tensor& x,
                   const Tensor& y, const void* z) {
     void* workspace = context.workspace(plan.workspace);
-    Event start, stop;
-    float best = -1;
-    for (int i = 0; i < 4; ++i) {
-      start.record(context.stream());
-      const cudnnStatus_t status =
-          graph.execute(context.cudnn(), plan, x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace);
-      stop.record(context.stream());
-      if (status != CUDNN_STATUS_SUCCESS) return -1;
-      const float ms = stop.since(start);
-      if (i > 0 && (best < 0 || ms < best)) best = ms;
-    }
-    return best;
+    return fastest_run_ms(context.stream(), [&] {
+      return graph.execute(context.cudnn(), plan, x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace) ==
+             CUDNN_STATUS_SUCCESS;
+    });
   }
 
   /// Picks the plan's algorithm (false when none fits the plan's constraints).

@@ -156,4 +156,22 @@ class Event {
   std::unique_ptr<CUevent_st, Destroy> event_;
 };
 
+/// What measured tuning compares candidates by: milliseconds of the fastest of `runs` timed runs of
+/// `launch` on `stream`, after one untimed run that loads its code and warms the caches; -1 when
+/// `launch` reports a failure (returns false).
+template <class Launch>
+float fastest_run_ms(cudaStream_t stream, Launch&& launch, int runs = 3) {
+  Event start, stop;
+  float best = -1;
+  for (int i = 0; i <= runs; ++i) {
+    start.record(stream);
+    const bool launched = launch();
+    stop.record(stream);
+    if (!launched) return -1;
+    const float ms = stop.since(start);
+    if (i > 0 && (best < 0 || ms < best)) best = ms;
+  }
+  return best;
+}
+
 }  // namespace visopt::backend::cuda

@@ -185,8 +185,19 @@ class Executor {
       }
     }
     if (attention_layers_ > 0) {
-      report.applied("fused_attention", visopt::detail::concat(attention_layers_, " attention layer(s), one kernel each: online "
-                                                                                  "softmax, no score matrix"));
+      int cudnn_shapes = 0, own_shapes = 0;
+      std::string why;
+      plans_.for_each([&](const BatchPlan& plan) {
+        plan.template for_each<Attention::Plan>([&](const void*, const Attention::Plan& a) {
+          ++(a.graph ? cudnn_shapes : own_shapes);
+          if (!a.graph && !a.why.empty()) why = a.why;
+        });
+      });
+      report.applied("fused_attention", visopt::detail::concat(attention_layers_, " attention layer(s), one fused kernel each (online "
+                                                                                  "softmax, no score matrix): cuDNN's fused attention "
+                                                                                  "for ", cudnn_shapes, " input shape(s), visopt's "
+                                                                                  "kernel for ", own_shapes));
+      if (!why.empty()) report.skipped("cudnn_attention", why);
     }
     if constexpr (captures) {
       if (!graph_fallback_.empty()) {
@@ -234,7 +245,12 @@ class Executor {
   Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
 
   /// qkv [B, L, 3D] -> [B, L, D]
-  Tensor attention(const Tensor& qkv, int heads) { return cuda::attention(context_, qkv, heads, tensor_cores); }
+  Tensor attention(const Tensor& qkv, int heads) {
+    Tensor y = attention_.output(context_, qkv, heads);
+    const auto& plan = plans_.step<Attention::Plan>(&attention_, qkv.shape(), [&] { return attention_.plan(context_, qkv, y, heads); });
+    attention_.forward(context_, plan, qkv, y, heads);
+    return y;
+  }
 
   /// images [N,C,H,W] -> tokens [N, T + (H/p)(W/p), D]
   Tensor patch_embed(const PatchEmbed& e, const Tensor& x) {
@@ -357,6 +373,7 @@ class Executor {
   bool strict_ = false;
   runtime::BatchPlans<CapturedForward> plans_;  // one per input shape: each operation's algorithm, and the graph at O3
   int attention_layers_ = 0;                    // for complete_report()
+  Attention attention_{dtype, tensor_cores};    // every attention layer's: layers of equal shapes share a plan step
   std::string graph_fallback_;                  // why capture failed, once it has
 };
 

@@ -143,17 +143,15 @@ class Gemm {
   /// Times each candidate on the real buffers (the output is rewritten by the run that follows).
   int fastest(Context& context, Plan& plan, const cublasLtMatmulHeuristicResult_t* results, int count, const Tensor& x,
               Tensor& y, const Tensor* residual) {
-    Event start, stop;
     int best = 0;
     float best_ms = 1e30f;
     for (int i = 0; i < count; ++i) {
       if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
       plan.workspace = results[i].workspaceSize;
-      run(context, plan, x, y, residual, results[i].algo);  // warm-up
-      start.record(context.stream());
-      for (int repeat = 0; repeat < 3; ++repeat) run(context, plan, x, y, residual, results[i].algo);
-      stop.record(context.stream());
-      const float ms = stop.since(start);
+      const float ms = fastest_run_ms(context.stream(), [&] {
+        run(context, plan, x, y, residual, results[i].algo);
+        return true;
+      });
       if (ms < best_ms) {
         best_ms = ms;
         best = i;
