@@ -85,6 +85,7 @@ struct Result {
   std::size_t weight_bytes = 0, activation_bytes = 0, workspace_bytes = 0;
   std::string timer, memory_method, error;
   std::vector<std::string> optimizations;  // what compile() applied
+  std::vector<std::string> optimization_notes;  // each applied or skipped optimisation with its detail (why, what ran)
 };
 
 
@@ -379,6 +380,11 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
   r.memory_method = instruments.memory_description();
   for (const auto& o : report.optimizations) {
     if (o.applied) r.optimizations.push_back(o.name);
+    std::string note = o.applied ? "applied " : "skipped ";  // appended in steps: GCC 12 warns (-Wrestrict) on a + chain
+    note += o.name;
+    note += ": ";
+    note += o.detail;
+    r.optimization_notes.push_back(std::move(note));
   }
   if (settings.plan_load) {
     progress.stage("saving and loading the plan of " + label + "…");
@@ -535,6 +541,7 @@ inline nlohmann::json to_json(const Result& r, const Settings& settings, const s
     j["activation_bytes"] = r.activation_bytes;
     j["workspace_bytes"] = r.workspace_bytes;
     j["optimizations"] = r.optimizations;
+    j["optimization_notes"] = r.optimization_notes;
   }
   if (!r.error.empty()) j["error"] = r.error;
   return j;
