@@ -56,9 +56,9 @@ void check_against_fp32(int length, double bound, const visopt::backend::cuda::S
     cudaFree(workspace);
   } else if constexpr (std::is_same_v<T, float>) {
     constexpr std::size_t shared = kernels::tf32_attention_shared_bytes();
-    REQUIRE(cudaFuncSetAttribute(kernels::attention_tf32_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    REQUIRE(cudaFuncSetAttribute(kernels::attention_tf32_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  static_cast<int>(shared)) == cudaSuccess);
-    kernels::attention_tf32_kernel<<<grid, 128, shared>>>(qkv_d, y_d, length, heads, scale);
+    kernels::attention_tf32_kernel<float><<<grid, 128, shared>>>(qkv_d, y_d, length, heads, scale);
   } else {
     constexpr std::size_t shared = kernels::tc_attention_shared_bytes<T>();
     REQUIRE(cudaFuncSetAttribute(kernels::attention_tensor_core_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -36,7 +36,7 @@ inline void require_attention_code(const Context& context, DType dtype, bool tf3
   kernels::dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, float>) {
-      const KernelCode code = kernel_code(kernels::attention_tf32_kernel, "attention_tf32_kernel", context.device());
+      const KernelCode code = kernel_code(kernels::attention_tf32_kernel<float>, "attention_tf32_kernel", context.device());
       require_kernel_code(code, kernels::tf32_attention_architecture, "fused TF32 tensor-core attention (ViT at O1)", context.device());
     } else {
       const KernelCode code = kernel_code(kernels::attention_tensor_core_kernel<T>, "attention_tensor_core_kernel", context.device());
@@ -72,8 +72,8 @@ inline void launch_attention_kernel(Context& context, const Tensor& qkv, Tensor&
     const dim3 grid(static_cast<unsigned>((l + kernels::tc_attention_queries - 1) / kernels::tc_attention_queries), bh);
     if constexpr (std::is_same_v<T, float>) {
       constexpr std::size_t shared = kernels::tf32_attention_shared_bytes();
-      allow_shared_memory<kernels::attention_tf32_kernel>(shared);
-      kernels::attention_tf32_kernel<<<grid, kernels::tc_attention_warps * 32, shared, context.stream()>>>(
+      allow_shared_memory<kernels::attention_tf32_kernel<float>>(shared);
+      kernels::attention_tf32_kernel<float><<<grid, kernels::tc_attention_warps * 32, shared, context.stream()>>>(
           in<T>(qkv), out<T>(y), static_cast<int>(l), heads, scale);
     } else {
       constexpr std::size_t shared = kernels::tc_attention_shared_bytes<T>();

@@ -47,8 +47,11 @@ __device__ __forceinline__ void mma_16x8x8_tf32(float (&c)[4], const std::uint32
 }  // namespace detail
 
 /// grid (ceil(L / 64), B·heads), block 128 threads, dynamic shared memory tf32_attention_shared_bytes().
+/// T is float: a template so that a header-only program may define it in several translation units.
+template <class T>
 __global__ void __launch_bounds__(tc_attention_warps * 32)
-    attention_tf32_kernel(const float* qkv, float* y, int length, int heads, float scale) {
+    attention_tf32_kernel(const T* qkv, T* y, int length, int heads, float scale) {
+  static_assert(std::is_same_v<T, float>, "TF32 attention reads and writes fp32");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int dh = attention_head_dim, tile = attention_key_tile, ld = tf32_row;
   extern __shared__ __align__(16) unsigned char shared_raw[];
