@@ -117,8 +117,14 @@ class Executor {
       report.skipped("channels_last", "layout=nchw with fusion=none: plain NCHW activations, one op at a time");
     }
     if constexpr (std::is_same_v<typename P::tuning, tuning::measured>) {
-      report.skipped("measured_tuning", "oneDNN dispatches one implementation per shape and ISA (brgemm/jit); there "
-                                        "are no candidates to time");
+      if (dtype_ == DType::f32) {
+        report.applied("measured_tuning", "each fp32 3x3 stride-1 convolution is timed as oneDNN's Winograd and direct "
+                                          "convolution in its planning forward and runs as the faster (the primitives "
+                                          "line counts the wino ones)");
+      } else {
+        report.skipped("measured_tuning", "oneDNN dispatches one implementation per shape and ISA (brgemm/jit) and has "
+                                          "no Winograd kernels in bf16: there are no candidates to time");
+      }
     }
     report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads)";
     report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
@@ -137,7 +143,7 @@ class Executor {
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     convs_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     held_.add(p.weight, p.bias);
-    return {own(std::make_unique<ConvOp>(p, epilogue))};
+    return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>))};
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     held_.add(p.weight, p.bias, p.running_mean, p.running_var);
