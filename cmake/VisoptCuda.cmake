@@ -2,7 +2,7 @@
 # config (find_package(visopt COMPONENTS cuda)):
 #   visopt_find_cudnn()          the imported target visopt::cudnn (cuDNN 9: header and library)
 #   visopt_check_cuda_architectures(<what> <architectures>)   warns when no architecture runs visopt's
-#                                tensor-core kernels (sm_80+): compile() would refuse ViT at O2/O3 there
+#                                tensor-core kernels (sm_80+): compile() would refuse ViT at O1-O3 there
 #   visopt_add_cuda_engines(<name> LEVELS <level>... [ARCHITECTURES <arch>...] [INCLUDES <header>...])
 #                                a static library holding the CUDA engines of those levels (ResNet and
 #                                ViT), compiled by nvcc, so that plain C++ files can call
@@ -37,7 +37,7 @@ function(visopt_check_cuda_architectures what architectures)
   endforeach()
   message(WARNING "visopt: ${what} is built for CUDA architectures '${architectures}' only. visopt's tensor-core "
                   "attention needs sm_${VISOPT_TENSOR_CORE_ARCHITECTURE} or newer, so on such GPUs compile() refuses ViT "
-                  "at O2/O3, and other kernels run from PTX the driver compiles at load. Set CMAKE_CUDA_ARCHITECTURES "
+                  "at O1-O3, and other kernels run from PTX the driver compiles at load. Set CMAKE_CUDA_ARCHITECTURES "
                   "(90 for H100/H200, or native) before project(), or pass ARCHITECTURES to visopt_add_cuda_engines().")
 endfunction()
 
