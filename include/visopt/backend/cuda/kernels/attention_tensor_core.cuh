@@ -114,6 +114,86 @@ __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* r
 #endif
 }
 
+/// Two floats to y[0..1] in T (16-bit: one packed 32-bit store; float: one float2).
+template <class T>
+__device__ __forceinline__ void store2(T* y, float lo, float hi) {
+  if constexpr (std::is_same_v<T, float>) {
+    *reinterpret_cast<float2*>(y) = make_float2(lo, hi);
+  } else {
+    *reinterpret_cast<std::uint32_t*>(y) = pack2<T>(lo, hi);
+  }
+}
+
+/// One key tile of the online softmax, on a warp's m16n8 score accumulators s (16 queries × 64 keys,
+/// fragment rows `group` and `group + 8`): masks keys at or past `length`, raises the running row max,
+/// rescales the running sums and the output accumulators o by how much it rose, and turns s into the
+/// tile's probabilities, exp((s − max)·scale) in base 2 (`scale_log2` = scale·log2 e), adding them to the
+/// sums. Every tile holds at least one valid key, so the max stays finite.
+__device__ __forceinline__ void online_softmax_step(float (&s)[attention_key_tile / 8][4], float (&o)[attention_head_dim / 8][4],
+                                                    float (&row_max)[2], float (&row_sum)[2], int start, int length, int quad,
+                                                    float scale_log2) {
+  constexpr int tile = attention_key_tile;
+  if (start + tile > length) {  // only the last tile can hold keys past the end
+#pragma unroll
+    for (int n = 0; n < tile / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (start + n * 8 + quad * 2 + (e & 1) >= length) s[n][e] = -INFINITY;
+      }
+    }
+  }
+  float tile_max[2] = {-INFINITY, -INFINITY};  // of the raw scores: scaling by a positive factor keeps the order
+#pragma unroll
+  for (int n = 0; n < tile / 8; ++n) {
+    tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
+    tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
+  }
+  float correction[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {  // the 4 lanes of a row (a quad) hold its 64 keys between them
+    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+    const float new_max = fmaxf(row_max[r], tile_max[r] * scale_log2);
+    correction[r] = exp2f(row_max[r] - new_max);
+    row_max[r] = new_max;
+    row_sum[r] *= correction[r];
+  }
+#pragma unroll
+  for (int n = 0; n < tile / 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -row_max[e / 2]));  // exp((s - max)·scale), one FFMA
+      row_sum[e / 2] += s[n][e];
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < attention_head_dim / 8; ++n) {
+    o[n][0] *= correction[0], o[n][1] *= correction[0];
+    o[n][2] *= correction[1], o[n][3] *= correction[1];
+  }
+}
+
+/// A warp's 16 output rows, o / row sum, from its m16n8 accumulators: row `first_row + group (+ 8)` of
+/// `head_out` (one head's columns of y; rows `stride` apart), rows at or past `length` skipped.
+template <class T>
+__device__ __forceinline__ void write_rows(T* head_out, int stride, const float (&o)[attention_head_dim / 8][4], float (&row_sum)[2],
+                                           int first_row, int length, int group, int quad) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {  // this lane's sums are a quarter of the row's
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = first_row + group + 8 * r;
+    if (row >= length) continue;
+    const float inverse = 1.0f / row_sum[r];
+    T* destination = head_out + static_cast<long long>(row) * stride + quad * 2;
+#pragma unroll
+    for (int n = 0; n < attention_head_dim / 8; ++n) store2(destination + n * 8, o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+  }
+}
+
 }  // namespace detail
 
 /// grid (ceil(L / 64), B·heads), block 128 threads, dynamic shared memory tc_attention_shared_bytes<T>().
@@ -195,45 +275,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
         }
       }
 
-      // Only the last tile can hold keys past the end; the others skip the per-element mask.
-      if (start + tile > length) {
-#pragma unroll
-        for (int n = 0; n < tile / 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            if (start + n * 8 + quad * 2 + (e & 1) >= length) s[n][e] = -INFINITY;
-          }
-        }
-      }
-      float tile_max[2] = {-INFINITY, -INFINITY};  // of the raw scores: scaling by a positive factor keeps the order
-#pragma unroll
-      for (int n = 0; n < tile / 8; ++n) {
-        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
-        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
-      }
-      float correction[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float new_max = fmaxf(row_max[r], tile_max[r] * scale_log2);  // finite: every tile has a valid key
-        correction[r] = exp2f(row_max[r] - new_max);
-        row_max[r] = new_max;
-        row_sum[r] *= correction[r];
-      }
-#pragma unroll
-      for (int n = 0; n < tile / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -row_max[e / 2]));  // exp((s - max)·scale), one FFMA
-          row_sum[e / 2] += s[n][e];
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < dh / 8; ++n) {
-        o[n][0] *= correction[0], o[n][1] *= correction[0];
-        o[n][2] *= correction[1], o[n][3] *= correction[1];
-      }
+      detail::online_softmax_step(s, o, row_max, row_sum, start, length, quad, scale_log2);
 
       // O += P·V, 16 keys at a time: S blocks 2j and 2j+1 are the A operand's two column halves.
 #pragma unroll
@@ -256,23 +298,8 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
     __syncthreads();  // every warp is done with this stage before the next iteration refills it
   }
   if (!active) return;
-
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int query = first_query + warp_row + group + 8 * r;
-    if (query >= length) continue;
-    const float inverse = 1.0f / row_sum[r];
-    T* destination = y + (static_cast<long long>(b) * length + query) * d_model + h * dh + quad * 2;
-#pragma unroll
-    for (int n = 0; n < dh / 8; ++n) {
-      *reinterpret_cast<std::uint32_t*>(destination + n * 8) = detail::pack2<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
-    }
-  }
+  detail::write_rows(y + static_cast<long long>(b) * length * d_model + h * dh, d_model, o, row_sum, first_query + warp_row, length,
+                     group, quad);
 #elif defined(__CUDA_ARCH__)
   __trap();  // compiled for an architecture without these instructions: fail the launch, never write nothing
 #endif

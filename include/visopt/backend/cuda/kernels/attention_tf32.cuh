@@ -123,44 +123,7 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
         }
       }
 
-      if (start + tile > length) {
-#pragma unroll
-        for (int n = 0; n < tile / 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            if (start + n * 8 + quad * 2 + (e & 1) >= length) s[n][e] = -INFINITY;
-          }
-        }
-      }
-      float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int n = 0; n < tile / 8; ++n) {
-        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
-        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
-      }
-      float correction[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float new_max = fmaxf(row_max[r], tile_max[r] * scale_log2);  // finite: every tile has a valid key
-        correction[r] = exp2f(row_max[r] - new_max);
-        row_max[r] = new_max;
-        row_sum[r] *= correction[r];
-      }
-#pragma unroll
-      for (int n = 0; n < tile / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -row_max[e / 2]));
-          row_sum[e / 2] += s[n][e];
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < dh / 8; ++n) {
-        o[n][0] *= correction[0], o[n][1] *= correction[0];
-        o[n][2] *= correction[1], o[n][3] *= correction[1];
-      }
+      detail::online_softmax_step(s, o, row_max, row_sum, start, length, quad, scale_log2);
 
       // O += P·V, 8 keys at a time in the order 0,2,4,6,1,3,5,7 (see the header).
 #pragma unroll
@@ -178,23 +141,8 @@ __global__ void __launch_bounds__(tc_attention_warps * 32)
     __syncthreads();  // every warp is done with this stage before the next iteration refills it
   }
   if (!active) return;
-
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int query = first_query + warp_row + group + 8 * r;
-    if (query >= length) continue;
-    const float inverse = 1.0f / row_sum[r];
-    float* destination = y + (static_cast<long long>(b) * length + query) * d_model + h * dh + quad * 2;
-#pragma unroll
-    for (int n = 0; n < dh / 8; ++n) {
-      *reinterpret_cast<float2*>(destination + n * 8) = make_float2(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
-    }
-  }
+  detail::write_rows(y + static_cast<long long>(b) * length * d_model + h * dh, d_model, o, row_sum, first_query + warp_row, length,
+                     group, quad);
 #elif defined(__CUDA_ARCH__)
   __trap();  // compiled for an architecture without these instructions: fail the launch, never write nothing
 #endif
