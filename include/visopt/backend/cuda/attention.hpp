@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <memory>
-#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -55,11 +54,14 @@ void allow_shared_memory(std::size_t bytes) {
   (void)configured;
 }
 
+/// softmax(Q·Kᵀ·scale): the scale every attention path applies, 1/√(head size).
+inline float attention_scale() { return 1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim)); }
+
 /// visopt's own attention kernel for qkv into y: the tensor-core one for T where `tensor_cores`, else
 /// the CUDA-core one.
 inline void launch_attention_kernel(Context& context, const Tensor& qkv, Tensor& y, int heads, bool tensor_cores) {
   const auto b = qkv.dim(0), l = qkv.dim(1);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim));
+  const float scale = attention_scale();
   const auto bh = static_cast<unsigned>(b * heads);
   launch("attention", qkv.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -109,8 +111,7 @@ class Attention {
   /// Chooses how qkv's shape runs (timing the candidates on these buffers when tuning is measured).
   Plan plan(Context& context, const Tensor& qkv, Tensor& y, int heads) const {
     if (dtype_ == DType::f32) return {};
-    const SdpaSpec spec{dtype_, qkv.dim(0), qkv.dim(1), heads, kernels::attention_head_dim,
-                        1.0f / std::sqrt(static_cast<float>(kernels::attention_head_dim))};
+    const SdpaSpec spec{dtype_, qkv.dim(0), qkv.dim(1), heads, kernels::attention_head_dim, attention_scale()};
     runtime::AlgorithmCache* cache = context.cache();
     const std::string key = spec.describe();
     if (cache) {
@@ -133,16 +134,8 @@ class Attention {
         continue;
       }
       constexpr int measured_candidates = 3;
-      std::optional<OperationGraph::Plan> best;
-      float best_ms = 0;
-      int tried = 0;
-      for (int rank = 0; rank < graph->candidates() && tried < (cache ? measured_candidates : 1); ++rank) {
-        auto candidate = graph->build(context.cudnn(), rank, Context::workspace_limit);
-        if (!candidate) continue;
-        ++tried;
-        const float ms = cache ? time_graph(context, *graph, *candidate, qkv, y) : 0.0f;
-        if (ms >= 0 && (!best || ms < best_ms)) best = std::move(candidate), best_ms = ms;
-      }
+      auto best = graph->fastest_plan(context.cudnn(), Context::workspace_limit, cache ? measured_candidates : 1,
+                                      [&](const OperationGraph::Plan& candidate) { return time_graph(context, *graph, candidate, qkv, y); });
       if (!best) {
         why += visopt::detail::concat(why.empty() ? "" : "; ", "no cuDNN engine runs ", graph->what(), " here (", graph->candidates(),
                                       " proposed)");
@@ -154,15 +147,15 @@ class Attention {
           launch_attention_kernel(context, qkv, y, heads, tensor_cores);
           return true;
         });
-        if (own_ms < best_ms) {
+        if (own_ms < best->ms) {
           why = visopt::detail::concat("visopt's kernel measured faster than cuDNN's ", graph->what(), " (", own_ms, " against ",
-                                       best_ms, " ms)");
+                                       best->ms, " ms)");
           cache->store(key, {{"rank", -1}, {"why", why}});
           return {nullptr, why};
         }
-        cache->store(key, {{"form", static_cast<int>(form)}, {"rank", best->rank}, {"ms", best_ms}});
+        cache->store(key, {{"form", static_cast<int>(form)}, {"rank", best->plan.rank}, {"ms", best->ms}});
       }
-      graph->use(std::move(*best));
+      graph->use(std::move(best->plan));
       return {graph, {}};
     }
     if (cache) cache->store(key, {{"rank", -1}, {"why", why}});

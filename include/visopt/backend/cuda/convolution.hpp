@@ -160,19 +160,11 @@ class Convolution {
     }
     // Heuristic: the first engine that builds. Measured: the fastest of the first few that build.
     constexpr int measured_candidates = 4;
-    std::optional<FusedConvolutionGraph::Plan> best;
-    float best_ms = 0;
-    int tried = 0;
-    for (int rank = 0; rank < graph->candidates() && tried < (cache ? measured_candidates : 1); ++rank) {
-      auto plan = graph->build(context.cudnn(), rank, Context::workspace_limit);
-      if (!plan) continue;
-      ++tried;
-      const float ms = cache ? time_plan(context, *graph, *plan, x, y, z) : 0.0f;
-      if (ms >= 0 && (!best || ms < best_ms)) best = std::move(plan), best_ms = ms;
-    }
-    if (cache) cache->store(key, {{"rank", best ? best->rank : -1}, {"ms", best_ms}});
+    auto best = graph->fastest_plan(context.cudnn(), Context::workspace_limit, cache ? measured_candidates : 1,
+                                    [&](const FusedConvolutionGraph::Plan& plan) { return time_plan(context, *graph, plan, x, y, z); });
+    if (cache) cache->store(key, {{"rank", best ? best->plan.rank : -1}, {"ms", best ? best->ms : 0.0f}});
     if (!best) return nullptr;
-    graph->use(std::move(*best));
+    graph->use(std::move(best->plan));
     return graph;
   }
 

@@ -95,6 +95,29 @@ class OperationGraph {
     return plan;
   }
 
+  /// A plan with what it took to run once (0 when it was not timed).
+  struct TimedPlan {
+    Plan plan;
+    float ms = 0;
+  };
+
+  /// The engine to run, as tuning chooses it: the first candidate that builds when `most` is 1
+  /// (heuristic), else the fastest by `time(plan)` of the first `most` that build (measured; `time`
+  /// returns -1 for a plan that fails to run). Nothing when no candidate builds and runs.
+  template <class Time>
+  std::optional<TimedPlan> fastest_plan(cudnnHandle_t handle, std::size_t workspace_limit, int most, Time&& time) const {
+    std::optional<TimedPlan> best;
+    int tried = 0;
+    for (int rank = 0; rank < candidates() && tried < most; ++rank) {
+      auto plan = build(handle, rank, workspace_limit);
+      if (!plan) continue;
+      ++tried;
+      const float ms = most > 1 ? time(*plan) : 0.0f;
+      if (ms >= 0 && (!best || ms < best->ms)) best = TimedPlan{std::move(*plan), ms};
+    }
+    return best;
+  }
+
   /// Makes `plan` the one execute() runs.
   void use(Plan plan) { plan_ = std::move(plan); }
   const Plan& chosen() const { return plan_; }
