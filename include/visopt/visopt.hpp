@@ -22,6 +22,7 @@
 #include "runtime/cuda_engines.cuh"
 #endif
 #include "runtime/compile.hpp"
+#include "runtime/calibrate.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/engine.hpp"
 #include "services/report.hpp"

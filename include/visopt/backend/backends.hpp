@@ -32,6 +32,8 @@ struct Lowering {
   bool tensor_cores = false;   // TF32 or half-precision tensor cores (GPU)
   bool static_plan = false;    // activation memory planned once per batch size, weights prepacked
   bool captures = false;       // the whole forward captured once per batch size and replayed (CUDA Graphs)
+  bool int8 = false;           // calibrated int8 convolutions and token-wise linears; `dtype` is then what the
+                               // layers kept in higher precision run in
 };
 
 /// can_implement's answer: whether a backend runs a policy bundle, and if not, why and what to use.
@@ -53,6 +55,9 @@ struct Reference : backend_tag {
 
   template <PolicyBundle P, bool Diagnose = false>
   static constexpr Verdict can_implement() {
+    VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision>,
+                        "visopt: the reference backend computes in fp32 only; calibrated int8 (precision::int8, "
+                        "precision::quantized, O4) runs on backend::OneDnn");
     VISOPT_BACKEND_RULE(!precision::is_reduced_v<typename P::precision>,
                         "visopt: the reference backend computes in fp32 only; use backend::OneDnn or backend::Cuda for "
                         "half precision, or precision::fp32 (O0/O1)");
@@ -81,16 +86,23 @@ struct OneDnn : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
-  /// Every bundle: what the CPU lacks (bf16, any fp16) falls back to fp32 at run time, and the report says so
-  /// (CompileOptions::strict turns that into an error).
+  /// Every bundle but int8 without fused epilogues: what the CPU lacks (bf16, any fp16) falls back to fp32
+  /// at run time, and the report says so (CompileOptions::strict turns that into an error).
   template <PolicyBundle P, bool Diagnose = false>
-  static constexpr Verdict can_implement() { return {}; }
+  static constexpr Verdict can_implement() {
+    VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision> || P::fusion::fuses_epilogue,
+                        "visopt: calibrated int8 on backend::OneDnn needs fusion::epilogue: BatchNorm folded and each "
+                        "convolution's residual add and ReLU applied before its output is quantized");
+    return {};
+  }
+  /// bf16 for bf16 and half, and for the layers int8 keeps in higher precision.
   template <PolicyBundle P>
   static constexpr Lowering lower() {
     using precision_t = typename P::precision;
-    const bool bf16 = std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half>;
+    const bool int8 = precision::is_quantized_v<precision_t>;
+    const bool bf16 = std::is_same_v<precision_t, precision::bf16> || std::is_same_v<precision_t, precision::half> || int8;
     return {bf16 ? DType::bf16 : DType::f32, std::is_same_v<typename P::layout, layout::nhwc>, false,
-            P::execution::static_plan, false};
+            P::execution::static_plan, false, int8};
   }
   /// Every operation the models trace.
   static std::string cannot_run(const runtime::TracedOperation&) { return {}; }
@@ -109,7 +121,12 @@ struct Cuda : backend_tag {
   static constexpr bool available = false;
 #endif
   template <PolicyBundle P, bool Diagnose = false>
-  static constexpr Verdict can_implement() { return {}; }
+  static constexpr Verdict can_implement() {
+    VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision>,
+                        "visopt: calibrated 8-bit precision (precision::int8, precision::quantized, O4) does not run on "
+                        "backend::Cuda yet: use O3 (fp16) on the GPU, or backend::OneDnn for int8");
+    return {};
+  }
   /// fp16 for fp16 and half, bf16 for bf16; TF32 tensor cores unless precision::fp32; a CUDA Graph per
   /// batch size with a static plan.
   template <PolicyBundle P>

@@ -1,6 +1,8 @@
 #pragma once
-// Element types visopt computes in (fp32, fp16, bf16) and exact round-to-nearest-even conversions
-// between them, so that weights converted on the host match what the GPU and oneDNN would produce.
+// Element types visopt computes in (fp32, fp16, bf16; s8 and u8 for quantized activations and weights)
+// and exact round-to-nearest-even conversions between the floating ones, so that weights converted on
+// the host match what the GPU and oneDNN would produce. Quantized values need their scale to mean
+// anything, so they convert only through quantize()/dequantize(), never through convert_elements.
 
 #include <bit>
 #include <cstdint>
@@ -11,7 +13,7 @@
 
 namespace visopt {
 
-enum class DType : std::uint8_t { f32, f16, bf16 };
+enum class DType : std::uint8_t { f32, f16, bf16, s8, u8 };
 
 /// IEEE 754 binary16, stored as its bit pattern.
 struct half {
@@ -23,13 +25,18 @@ struct bfloat16 {
   std::uint16_t bits = 0;
 };
 
-constexpr std::size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
+constexpr std::size_t dtype_size(DType t) { return t == DType::f32 ? 4 : t == DType::s8 || t == DType::u8 ? 1 : 2; }
+
+/// s8 or u8: a quantized type, whose values mean value·scale (TensorView::quant_scale).
+constexpr bool is_quantized(DType t) { return t == DType::s8 || t == DType::u8; }
 
 constexpr std::string_view dtype_name(DType t) {
   switch (t) {
     case DType::f32: return "f32";
     case DType::f16: return "f16";
     case DType::bf16: return "bf16";
+    case DType::s8: return "s8";
+    case DType::u8: return "u8";
   }
   return "?";
 }
@@ -38,6 +45,8 @@ template <class T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
 template <> struct dtype_of<half> { static constexpr DType value = DType::f16; };
 template <> struct dtype_of<bfloat16> { static constexpr DType value = DType::bf16; };
+template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::s8; };
+template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::u8; };
 template <class T> inline constexpr DType dtype_of_v = dtype_of<T>::value;
 
 // ---- bfloat16 ----
@@ -115,11 +124,15 @@ inline void convert_elements(const void* source, DType source_type, void* destin
     std::memcpy(destination, source, count * dtype_size(source_type));
     return;
   }
+  require(!is_quantized(source_type) && !is_quantized(destination_type), "convert_elements: ", dtype_name(source_type),
+          " to ", dtype_name(destination_type), ": quantized values convert only with their scale (quantize/dequantize)");
   auto load = [&](std::size_t i) -> float {
     switch (source_type) {
       case DType::f32: return static_cast<const float*>(source)[i];
       case DType::f16: return to_float(static_cast<const half*>(source)[i]);
       case DType::bf16: return to_float(static_cast<const bfloat16*>(source)[i]);
+      case DType::s8:
+      case DType::u8: break;
     }
     return 0.0f;
   };
@@ -129,6 +142,8 @@ inline void convert_elements(const void* source, DType source_type, void* destin
       case DType::f32: static_cast<float*>(destination)[i] = v; break;
       case DType::f16: static_cast<half*>(destination)[i] = to_half(v); break;
       case DType::bf16: static_cast<bfloat16*>(destination)[i] = to_bfloat16(v); break;
+      case DType::s8:
+      case DType::u8: break;
     }
   }
 }

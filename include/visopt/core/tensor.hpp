@@ -18,6 +18,15 @@ namespace visopt {
 
 enum class MemoryFormat { contiguous, channels_last };
 
+/// How an int8 layer reads a tensor: as `dtype` (s8, or u8 for values never negative) with real value
+/// stored·step. An s8/u8 tensor holds exactly that; a floating tensor of a quantized engine carries the
+/// calibrated step and type its int8 consumers quantize it to. step 0: none.
+struct Quantization {
+  float step = 0.0f;
+  DType dtype = DType::s8;
+  bool defined() const { return step > 0.0f; }
+};
+
 using Strides = std::array<std::int64_t, Shape::max_rank>;
 
 /// Row-major strides for `shape`, or NHWC strides for a rank-4 shape when `format` is channels_last.
@@ -77,7 +86,25 @@ class TensorView {
   TensorView reshaped(const Shape& shape) const {
     require(shape.numel() == numel(), "TensorView: cannot reshape ", shape_.to_string(), " to ", shape.to_string());
     require(is_contiguous(), "TensorView: reshape of a non-contiguous tensor of shape ", shape_.to_string());
-    return TensorView(data_, dtype_, shape, device_);
+    TensorView view(data_, dtype_, shape, device_);
+    view.quantization_ = quantization_;
+    return view;
+  }
+
+  const Quantization& quantization() const { return quantization_; }
+  /// The same view carrying `q`: for a floating tensor, how int8 layers will read it.
+  TensorView with_quantization(const Quantization& q) const {
+    TensorView view = *this;
+    view.quantization_ = q;
+    return view;
+  }
+  /// The same bytes seen as q.dtype (s8 or u8) holding values of step q.step.
+  TensorView as_quantized(const Quantization& q) const {
+    require(is_quantized(q.dtype) && dtype_size(dtype_) == 1, "TensorView: cannot see ", dtype_name(dtype_),
+            " data as ", dtype_name(q.dtype));
+    TensorView view = with_quantization(q);
+    view.dtype_ = q.dtype;
+    return view;
   }
 
  private:
@@ -86,6 +113,7 @@ class TensorView {
   Shape shape_;
   Strides strides_{};
   Device device_{};
+  Quantization quantization_{};
 };
 
 namespace detail {
@@ -149,6 +177,9 @@ class Tensor {
 
   /// Same storage, new (dense) shape.
   Tensor reshaped(const Shape& shape) const { return Tensor(storage_, view_.reshaped(shape)); }
+  const Quantization& quantization() const { return view_.quantization(); }
+  Tensor with_quantization(const Quantization& q) const { return Tensor(storage_, view_.with_quantization(q)); }
+  Tensor as_quantized(const Quantization& q) const { return Tensor(storage_, view_.as_quantized(q)); }
 
   /// A host copy converted to `dtype` (the source must be a dense host tensor).
   Tensor to(DType dtype) const {

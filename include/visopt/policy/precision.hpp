@@ -1,6 +1,7 @@
 #pragma once
 // Precision axis: the number format activations and weights are computed in.
-// `half` means "the device's 16-bit format": fp16 on GPUs, bf16 on CPUs that have it.
+// `half` means "the device's 16-bit format": fp16 on GPUs, bf16 on CPUs that have it; `quantized`
+// the device's calibrated 8-bit one.
 
 #include <string_view>
 #include <type_traits>
@@ -15,6 +16,14 @@ struct fp16 : precision_tag { static constexpr std::string_view name = "fp16"; }
 struct bf16 : precision_tag { static constexpr std::string_view name = "bf16"; };
 /// fp16 on a GPU, bf16 on a CPU with avx512_bf16/AMX, else fp32 (the report says which).
 struct half : precision_tag { static constexpr std::string_view name = "half"; };
+/// Calibrated 8-bit integers: s8 weights (a scale per output channel) and s8/u8 activations (a scale
+/// per tensor, from visopt::calibrate), int32 accumulation. The first convolution, the classifier,
+/// LayerNorm, softmax and attention stay in the device's 16-bit format (fp32 without one).
+struct int8 : precision_tag { static constexpr std::string_view name = "int8"; };
+/// The device's calibrated 8-bit format: int8 on a CPU (oneDNN, VNNI/AMX). GPUs (FP8) do not run it yet.
+struct quantized : precision_tag { static constexpr std::string_view name = "quantized"; };
+
+template <class T> inline constexpr bool is_quantized_v = std::is_same_v<T, int8> || std::is_same_v<T, quantized>;
 
 template <class T> inline constexpr bool is_reduced_v = !std::is_same_v<T, fp32> && !std::is_same_v<T, tf32>;
 

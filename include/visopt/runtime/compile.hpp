@@ -32,6 +32,18 @@ runtime::Report start_report(const std::string& model, std::int64_t parameters, 
     require(batch >= 1 && batch <= options.max_batch, model, ": CompileOptions::warmup_batches holds ", batch,
             ", must be within 1..max_batch (", options.max_batch, ")");
   require(*options.device >= 0, model, ": CompileOptions::device is ", *options.device, ", must be >= 0");
+  if (!options.calibration && !options.plan.empty()) {  // a saved int8 plan carries its calibration
+    try {
+      const runtime::SavedPlan plan = runtime::SavedPlan::read(options.plan);
+      if (!plan.calibration.is_null()) {
+        options.calibration = runtime::Calibration::from_json(plan.calibration, "in the plan '" + options.plan + "'");
+      }
+    } catch (const Error&) {  // an unreadable plan: apply_saved_plan says so, or recompiles
+      if (options.plan_mismatch != runtime::PlanMismatch::recompile) throw;
+    }
+  }
+  require(!options.calibration || options.calibration->model == model, model, ": CompileOptions::calibration was "
+          "measured on ", options.calibration ? options.calibration->model : std::string(), ", not on this model");
   report.model = model;
   report.level = std::string(Level::name);
   report.backend = std::string(B::name);

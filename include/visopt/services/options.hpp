@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../core/env.hpp"
+#include "calibration.hpp"
 
 namespace visopt::runtime {
 
@@ -30,6 +31,7 @@ struct CompileOptions {
   std::optional<int> device{};    // GPU index for GPU backends; unset = VISOPT_DEVICE, else 0
   std::string plan{};             // a plan saved by Engine::save: its algorithm choices are used, nothing is timed (visopt::load also takes its batch sizes); empty = none
   PlanMismatch plan_mismatch = PlanMismatch::error;  // a plan saved for another model, level, device or version: error, or compile afresh
+  std::optional<Calibration> calibration{};  // activation ranges for int8 levels (O4): visopt::calibrate or Calibration::load; a saved plan carries its own
 };
 
 /// Where one resolved setting came from, for report().

@@ -28,6 +28,7 @@ struct SavedPlan {
   nlohmann::json options;     // the engine's max_batch, image_size and warmup_batches
   nlohmann::json algorithms;  // the algorithm-cache entries the engine used (empty where nothing is tuned)
   nlohmann::json report;      // the saving compile's report().json(), for people and tools
+  nlohmann::json calibration;  // int8 levels: the activation ranges the engine was compiled with (Calibration::json); null otherwise
 
   /// The key of the engine `report` describes, on the executor whose identity() is `device`: everything
   /// the algorithm choices depend on besides the shapes.
@@ -48,8 +49,9 @@ struct SavedPlan {
 
   /// Writes the plan atomically (write_file_atomically); a visopt::Error names the path and why not.
   void write(const std::filesystem::path& path) const {
-    const nlohmann::json j{{"format", format_name}, {"version", format_version}, {"key", key},
-                           {"options", options},    {"algorithms", algorithms},  {"report", report}};
+    nlohmann::json j{{"format", format_name}, {"version", format_version}, {"key", key},
+                     {"options", options},    {"algorithms", algorithms},  {"report", report}};
+    if (!calibration.is_null()) j["calibration"] = calibration;
     const std::string failed = write_file_atomically(path, j.dump(1) + '\n');
     require(failed.empty(), "Engine::save: ", failed, " (for the plan '", path.string(), "')");
   }
@@ -82,7 +84,7 @@ struct SavedPlan {
         !std::all_of(o["warmup_batches"].begin(), o["warmup_batches"].end(), [](const auto& b) { return b.is_number_integer(); })) {
       throw fail("its \"options\" need max_batch >= 1, image_size and warmup_batches");
     }
-    return {j["key"], o, j["algorithms"], j.value("report", nlohmann::json::object())};
+    return {j["key"], o, j["algorithms"], j.value("report", nlohmann::json::object()), j.value("calibration", nlohmann::json())};
   }
 };
 

@@ -6,15 +6,20 @@
 // Under measured tuning in fp32 (O1), a 3×3 stride-1 convolution is also built as oneDNN's Winograd
 // convolution (fewer multiplications: 2-3× faster at small batches on AVX-512) and the faster of the
 // two, timed in the planning forward, is kept; its rounding differs from direct fp32 by ~1e-6 relative.
+// An s8/u8 input makes it an int8 convolution (int8.hpp): weights quantized per output channel once,
+// the output written as s8/u8 in its calibrated step, the residual read in its own.
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 #include <unordered_map>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "../../services/batch_plan.hpp"
+#include "int8.hpp"
 #include "primitive.hpp"
 
 namespace visopt::backend::onednn {
@@ -52,20 +57,26 @@ class ConvOp {
     return nn::conv2d_output_shape(input, weight_.shape(), geometry_, "onednn::conv2d");
   }
 
-  /// y = act(conv(x, w) + bias [+ y]): with a residual epilogue, y holds the shortcut on entry.
-  /// `describe(view)` gives the memory descriptor of an activation (the executor knows its layout);
-  /// it is called only when a primitive is made (in the planning forward of `plans`).
+  /// y = act(conv(x, w) + bias [+ y]): with a residual epilogue, y holds the shortcut on entry, in
+  /// `residual`'s type and step when it is quantized. `describe(view)` gives the memory descriptor of an
+  /// activation (the executor knows its layout); it is called only when a primitive is made (in the
+  /// planning forward of `plans`).
   template <class Describe>
-  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y, Describe&& describe) {
-    plans.step<Step>(this, Layouts<2>{Layout(x), Layout(y)}, [&] { return make(context, x, y, describe(x), describe(y)); })
+  void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y, Describe&& describe,
+           const Quantization& residual = {}) {
+    plans.step<Step>(this, Layouts<2>{Layout(x), Layout(y)},
+                     [&] { return make(context, x, y, describe(x), describe(y), residual); })
         .run(context, {x.data(), y.data()});
   }
+
+  /// Whether a primitive made so far reads s8/u8 input (for the report).
+  bool ran_int8() const { return int8_.has_value(); }
 
   const PackedWeights& packed() const { return packed_; }
 
  private:
   Step make(Context& context, const TensorView& x, const TensorView& y, const dnnl::memory::desc& src,
-            const dnnl::memory::desc& dst) {
+            const dnnl::memory::desc& dst, const Quantization& residual) {
     const std::string what = visopt::detail::concat("conv2d weight ", weight_.shape(), " on input ", x.shape(), " ",
                                                     dtype_name(x.dtype()));
     const Shape out = output_shape(x.shape());
@@ -74,10 +85,22 @@ class ConvOp {
     const std::int64_t k = weight_.dim(0), c = weight_.dim(1), r = weight_.dim(2), s = weight_.dim(3);
     const dnnl::memory::dims weight_dims =
         g.groups == 1 ? dnnl::memory::dims{k, c, r, s} : dnnl::memory::dims{g.groups, k / g.groups, c, r, s};
-    const dnnl::memory::desc weight_source(weight_dims, dnnl_dt::f32,
+    const bool int8 = is_quantized(x.dtype());
+    const float y_step = is_quantized(y.dtype()) ? y.quantization().step : 0.0f;
+    require(!int8 || (x.quantization().defined() && (y_step > 0.0f || !is_quantized(y.dtype()))), "onednn::", what,
+            ": an int8 convolution needs the steps of its quantized input and output");
+    if (int8 && !int8_) int8_ = ChannelQuantizedWeights::of(weight_);
+    const Int8Epilogue scaled =
+        int8 ? Int8Epilogue::of(*int8_, bias_, 0, k, x.quantization().step, y_step) : Int8Epilogue{};
+    const dnnl::memory::desc weight_source(weight_dims, int8 ? dnnl_dt::s8 : dnnl_dt::f32,
                                            g.groups == 1 ? dnnl::memory::format_tag::oihw : dnnl::memory::format_tag::goihw);
-    const dnnl::memory::desc weight_any(weight_dims, to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
+    const dnnl::memory::desc weight_any(weight_dims, int8 ? dnnl_dt::s8 : to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
     const dnnl::memory::desc bias = bias_.defined() ? describe(bias_) : dnnl::memory::desc();
+    const void* bias_data = bias_.defined() ? bias_.data() : nullptr;
+    if (int8 && bias_.defined()) {
+      int8_biases_.push_back(scaled.bias);  // the Step binds it: kept as long as the op
+      bias_data = scaled.bias.data();
+    }
     // PyTorch pads symmetrically and floors; oneDNN wants the right padding that yields the same output
     // size, which is smaller than the left one when the last window does not reach the edge.
     auto right_padding = [](std::int64_t in, std::int64_t outs, std::int64_t kernel, int stride, int dilation, int left) {
@@ -89,8 +112,15 @@ class ConvOp {
               right_padding(x.dim(3), out[3], s, g.stride_w, g.dilation_w, g.pad_w)};
 
     dnnl::primitive_attr attr = context.attributes();
+    if (int8) VISOPT_DNNL(attr.set_output_scales(1 << 1, scaled.output_scales), what, ": per-channel output scales");
     dnnl::post_ops ops;
-    if (epilogue_.residual) VISOPT_DNNL(ops.append_sum(1.0f), what, ": appending the residual (sum) post-op");
+    if (epilogue_.residual) {
+      // The shortcut is in y already, in its own type and step: scaled into y's step as it is added.
+      const bool rescaled = residual.defined() && y_step > 0.0f;
+      VISOPT_DNNL(ops.append_sum(rescaled ? residual.step / y_step : 1.0f,
+                                 rescaled && residual.dtype != y.dtype() ? to_dnnl(residual.dtype) : dnnl_dt::undef),
+                  what, ": appending the residual (sum) post-op");
+    }
     append_activation(ops, epilogue_.activation);
     VISOPT_DNNL(attr.set_post_ops(ops), what, ": setting post-ops");
 
@@ -111,8 +141,9 @@ class ConvOp {
       } catch (const dnnl::error&) {  // no Winograd kernel for this shape, ISA or epilogue: direct it is
       }
     }
-    const dnnl::memory weights = packed_.get(context, weight_source, weight_.data(), pd.weights_desc(), what);
-    const auto args = weighted_arguments(context, src, weights, bias, bias_.defined() ? bias_.data() : nullptr, dst, what);
+    const dnnl::memory weights =
+        packed_.get(context, weight_source, int8 ? int8_->values.data() : weight_.data(), pd.weights_desc(), what);
+    const auto args = weighted_arguments(context, src, weights, bias, bias_data, dst, what);
     return Step(context, pd, args, what);
   }
 
@@ -144,6 +175,8 @@ class ConvOp {
   nn::ConvEpilogue epilogue_;
   bool measured_ = false;
   PackedWeights packed_;
+  std::optional<ChannelQuantizedWeights> int8_;  // made at the first int8 primitive
+  std::vector<Tensor> int8_biases_;              // accumulator-domain biases the int8 Steps bind
 };
 
 }  // namespace visopt::backend::onednn

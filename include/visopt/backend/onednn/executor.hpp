@@ -3,12 +3,21 @@
 // functions) on oneDNN primitives. The level decides fusion (post-ops), precision (bf16 where the CPU
 // has it), layout (NHWC kept end to end) and memory (a pool, or at O3 one arena planned by liveness).
 //
+// Calibrated int8 (O4): every convolution whose input carries a calibrated step (all but the first,
+// which reads the images) and every linear on tokens (not the classifier, which reads pooled
+// features) runs on s8 weights and s8/u8 activations. Convolutions write s8/u8 in their output's
+// calibrated step, so ResNet stays in int8 from its first block to the pooling; a ViT's int8 linears
+// read LayerNorm and attention outputs (bf16, quantized by one reorder each) and write the residual
+// stream in bf16, or s8 for the MLP's hidden layer. The calibrated step of each tensor travels with it
+// (Tensor::quantization).
+//
 // Threads: OpenMP's default (OMP_NUM_THREADS, else every core), overridden by the environment
 // variable VISOPT_NUM_THREADS, overridden in turn by CompileOptions::num_threads; report().settings
 // says which applied.
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -18,6 +27,7 @@
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
 #include "../../services/batch_plan.hpp"
+#include "../../services/calibration.hpp"
 #include "../../services/memory_plan.hpp"
 #include "../../services/memory_pool.hpp"
 #include "../../services/options.hpp"
@@ -27,6 +37,7 @@
 #include "conv.hpp"
 #include "cpu_features.hpp"
 #include "host_loops.hpp"
+#include "int8.hpp"
 #include "linear.hpp"
 #include "normalization.hpp"
 #include "primitive.hpp"
@@ -67,17 +78,21 @@ class Executor {
 
  public:
   // Handles to operations the executor owns (so blocks can hold them by value and forward() can be const).
+  // Under int8, each handle carries the calibrated type and step of what its operation writes.
   struct Conv {
     ConvOp* op = nullptr;
+    Quantization output{};
   };
   struct BatchNorm {
     BatchNormOp* op = nullptr;
   };
   struct Linear {
     LinearOp* op = nullptr;
+    Quantization output{}, attention{};  // attention: of the attention whose q, k and v it projects
   };
   struct LayerNorm {
     LayerNormOp* op = nullptr;
+    Quantization output{};
   };
   struct PatchEmbed {
     LinearOp* projection = nullptr;  // [D, C*p*p], columns in the order patchify writes
@@ -126,8 +141,15 @@ class Executor {
                                           "no Winograd kernels in bf16: there are no candidates to time");
       }
     }
+    if constexpr (lowered.int8) {
+      require(options.calibration.has_value(), "visopt: ", P::name, " (calibrated int8) on backend::OneDnn needs "
+              "CompileOptions::calibration: measure one with visopt::calibrate(model, images), or Calibration::load a "
+              "saved one");
+      calibration_ = *options.calibration;
+    }
     report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads)";
     report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
+    if constexpr (lowered.int8) report.compute_precision = "int8 (int32 accumulation); " + report.compute_precision + " elsewhere";
   }
 
   // ---- saved plans: oneDNN dispatches one implementation per shape and ISA, so a plan holds no algorithms ----
@@ -143,7 +165,8 @@ class Executor {
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     convs_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     held_.add(p.weight, p.bias);
-    return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>))};
+    const Quantization output = calibrated("conv", convs_owned_.size(), p.weight);
+    return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>)), output};
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     held_.add(p.weight, p.bias, p.running_mean, p.running_var);
@@ -152,11 +175,18 @@ class Executor {
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
     linears_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     held_.add(p.weight, p.bias);
-    return {own(std::make_unique<LinearOp>(p, epilogue))};
+    const std::size_t index = linears_prepared_++;  // numbered as calibrate() numbers them: prepare_linear's calls
+    linear_names_.push_back(visopt::detail::concat("linear.", index));
+    // Only the linears that write to int8 layers have a range (the MLP's hidden layer); attention
+    // only for the qkv projections.
+    const Quantization output = calibrated("linear", index, p.weight, true);
+    const Quantization attention = calibrated("attention", index, Tensor(), true);
+    return {own(std::make_unique<LinearOp>(p, epilogue)), output, attention};
   }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
     held_.add(p.weight, p.bias);
-    return {own(std::make_unique<LayerNormOp>(p))};
+    const Quantization output = calibrated("layer_norm", layer_norms_owned_.size(), p.weight);
+    return {own(std::make_unique<LayerNormOp>(p)), output};
   }
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     held_.add(p.prefix_tokens, p.position);  // the projection's weight (permuted for NHWC) and bias: below
@@ -175,6 +205,7 @@ class Executor {
       weight = permuted;
     }
     held_.add(weight, p.bias);
+    linear_names_.push_back("");  // not a prepare_linear: the patch embedding, kept in high precision
     return {own(std::make_unique<LinearOp>(nn::LinearParams{weight, p.bias}, nn::LinearEpilogue{})), p.prefix_tokens,
             p.position, p.patch};
   }
@@ -208,9 +239,12 @@ class Executor {
     require((residual != nullptr) == op.epilogue().residual, "onednn::conv2d: residual ", residual ? "given" : "missing",
             " for a conv prepared ", op.epilogue().residual ? "with" : "without", " one");
     const Shape out = op.output_shape(x.shape());
+    if constexpr (lowered.int8) {
+      if (x.quantization().defined()) return conv2d_int8(c, quantized(x), residual, out);
+    }
     Tensor y = residual ? destination_from(*residual, out, x, "onednn::conv2d") : allocate(out, x.dtype());
     op.run(context_, plans_, x, y, describer());
-    return y;
+    return y.with_quantization(c.output);  // int8 consumers quantize it in this step (the first convolution's output)
   }
 
   Tensor batch_norm(const BatchNorm& b, const Tensor& x) {
@@ -238,9 +272,11 @@ class Executor {
     return y;
   }
 
+  /// The maximum keeps the input's step, quantized or not.
   Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
     Tensor y = allocate(nn::pool2d_output_shape(x.shape(), kernel, stride, padding, "onednn::max_pool2d"), x.dtype(),
-                        x.view().format());
+                        x.view().format())
+                   .with_quantization(x.quantization());
     plans_
         .step<Step>(&owners_.pool, PoolKey{Layout(x.view()), Layout(y.view()), kernel, stride, padding},
                     [&] {
@@ -254,7 +290,7 @@ class Executor {
   /// [N,C,H,W] -> [N,C] in fp32 (pooled features feed the classifier, which stays fp32).
   Tensor global_avg_pool(const Tensor& x) {
     Tensor y = allocate({x.dim(0), x.dim(1)}, DType::f32);
-    loops::global_average(x, y, is_blocked(x) ? block : 0);
+    loops::global_average(x, y, is_blocked(x) ? block : 0);  // s8/u8 input: dequantized by its step
     return y;
   }
 
@@ -268,8 +304,22 @@ class Executor {
             ", expected dense [..., ", op.in_features(), "]");
     Shape out = x.shape();
     out[out.rank() - 1] = op.out_features();
-    Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear") : allocate(out, x.dtype());
     const std::int64_t m = x.numel() / k;
+    if constexpr (lowered.int8) {
+      // Token-wise linears only: the classifier reads pooled features [N, D] and stays in high precision.
+      if (x.rank() == 3 && x.quantization().defined()) {
+        const Tensor q = quantized(x);
+        // Into the residual stream (high precision), or, without a residual (the MLP's hidden layer),
+        // quantized for the int8 linear that reads it.
+        require(residual != nullptr || l.output.defined(), "onednn::linear: int8 output without a calibrated range (the "
+                "calibration has none for this linear)");
+        Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear", dtype_)
+                            : allocate(out, l.output.dtype).as_quantized(l.output);
+        op.run(context_, plans_, q.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
+        return y;
+      }
+    }
+    Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear") : allocate(out, x.dtype());
     op.run(context_, plans_, x.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
     return y;
   }
@@ -278,7 +328,7 @@ class Executor {
     Tensor y = allocate(x.shape(), x.dtype());
     const std::int64_t d = x.dim(x.rank() - 1);
     n.op->run(context_, plans_, x.view().reshaped({x.numel() / d, d}), y.view().reshaped({x.numel() / d, d}));
-    return y;
+    return y.with_quantization(n.output);  // for the int8 linear that reads it (int8 levels)
   }
 
   /// Nothing to prepare: the attention primitives are made while each input shape is planned.
@@ -295,12 +345,13 @@ class Executor {
             "] and a qkv projection to 3D with D divisible by ", heads, " heads");
     // Planes and scores are not images: dense whatever the level's image layout.
     Tensor planes = allocate({3, b, l, d}, x.dtype(), MemoryFormat::contiguous);
-    op.run_planes(context_, plans_, x.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
+    const Tensor source = lowered.int8 && x.quantization().defined() ? quantized(x) : x;
+    op.run_planes(context_, plans_, source.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
     Tensor scores = allocate({b, heads, l, l}, DType::f32, MemoryFormat::contiguous);
     Tensor probs = x.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, x.dtype(), MemoryFormat::contiguous);
     Tensor y = allocate({b, l, d}, x.dtype());
     attention_.run(context_, plans_, planes, scores, probs, y);
-    return y;
+    return y.with_quantization(qkv.attention);  // for the int8 projection that reads it (int8 levels)
   }
 
   /// images [N,C,H,W] -> tokens [N, 1 + (H/p)(W/p), D]: class token first, position embedding added.
@@ -353,6 +404,7 @@ class Executor {
       report.skipped("post_op_fusion", "fusion=" + std::string(P::fusion::name) +
                                            ": BatchNorm, adds and activations run as their own primitives");
     }
+    if constexpr (lowered.int8) report.applied("int8", int8_summary());
     const Context::Census& census = context_.census();
     if (census.weight_packs > 0) {
       report.applied("weights_prepacked",
@@ -421,6 +473,85 @@ class Executor {
     int kernel, stride, padding;
     friend bool operator==(const PoolKey&, const PoolKey&) = default;
   };
+  struct QuantizeKey {
+    Layout x, y;
+    float step;
+    friend bool operator==(const QuantizeKey&, const QuantizeKey&) = default;
+  };
+
+  /// The calibrated type and step of what operation `kind`.`index` writes (int8 levels; none otherwise).
+  /// `optional`: none where the calibration has no range for it (only qkv linears have an attention).
+  Quantization calibrated(const char* kind, std::size_t index, const Tensor& weight, bool optional = false) const {
+    if constexpr (!lowered.int8) {
+      return {};
+    } else {
+      const std::string tensor = visopt::detail::concat(kind, ".", index);
+      const std::string shape = weight.defined() ? weight.shape().to_string() : std::string();
+      const runtime::Calibration::Range* range =
+          optional ? calibration_.find_if(tensor, shape) : &calibration_.find(tensor, shape);
+      return range ? range->quantization() : Quantization{};
+    }
+  }
+
+  /// x as the s8/u8 tensor an int8 layer reads: itself when quantized, else quantized in the step it
+  /// carries by one reorder (at the boundaries of the int8 layers: after the first convolution,
+  /// LayerNorm and attention).
+  Tensor quantized(const Tensor& x) {
+    if (is_quantized(x.dtype())) return x;
+    const Quantization& q = x.quantization();
+    Tensor y = allocate(x.shape(), q.dtype, x.view().format()).as_quantized(q);
+    plans_
+        .step<Step>(&owners_.quantize, QuantizeKey{Layout(x.view()), Layout(y.view()), q.step},
+                    [&] {
+                      ++quantize_steps_;
+                      return make_reorder(context_, x, describe_activation(x), y, describe_activation(y), 1.0f / q.step);
+                    })
+        .run(context_, {x.data(), y.data()});
+    return y;
+  }
+
+  /// An int8 convolution of quantized x, written as s8/u8 in its calibrated step. A residual is
+  /// quantized if it is not yet, and its buffer becomes the output: the sum post-op reads it there in
+  /// its own step.
+  Tensor conv2d_int8(const Conv& c, const Tensor& x, const Tensor* residual, const Shape& out) {
+    require(c.output.defined(), "onednn::conv2d: an int8 convolution without a calibrated output (internal error)");
+    if (residual == nullptr) {
+      Tensor y = allocate(out, c.output.dtype).as_quantized(c.output);
+      c.op->run(context_, plans_, x, y, describer());
+      return y;
+    }
+    require(residual->shape() == out, "onednn::conv2d: residual has shape ", residual->shape(), ", the output ", out);
+    const Tensor shortcut = quantized(*residual);
+    require(shortcut.data() != x.data() && shortcut.view().strides() == strides_for(out, MemoryFormat::channels_last),
+            "onednn::conv2d: an int8 residual must be an NHWC tensor other than the input (internal error)");
+    const Tensor y = shortcut.as_quantized(c.output);
+    c.op->run(context_, plans_, x, y, describer(), shortcut.quantization());
+    return y;
+  }
+
+  /// "52 of 53 convolutions and ..." in int8, and what stayed in higher precision, for report().
+  std::string int8_summary() const {
+    int convs = 0, linears = 0;
+    std::string kept;
+    auto keep = [&](const std::string& what) { kept += (kept.empty() ? "" : ", ") + what; };
+    for (std::size_t i = 0; i < convs_owned_.size(); ++i) {
+      if (convs_owned_[i]->ran_int8()) ++convs;
+      else keep(visopt::detail::concat("conv.", i, " (reads the images)"));
+    }
+    for (std::size_t i = 0; i < linears_owned_.size(); ++i) {
+      if (linears_owned_[i]->ran_int8()) ++linears;
+      else if (!linear_names_[i].empty()) keep(linear_names_[i] + " (the classifier: reads pooled features)");
+    }
+    std::string s = visopt::detail::concat(convs, " of ", convs_owned_.size(), " convolutions and ", linears, " of ",
+                                           linears_prepared_, " linears in int8 (s8 weights, one step per output "
+                                           "channel; s8/u8 activations, one step per tensor, calibrated by ",
+                                           calibration_.method, " on ", calibration_.images, " images; int32 "
+                                           "accumulation); ", quantize_steps_, " quantize reorder(s) at the int8 "
+                                           "boundaries; in ", dtype_name(dtype_), ": ");
+    s += kept.empty() ? kept : kept + ", ";
+    s += visopt::detail::concat(layer_norms_owned_.size(), " LayerNorm(s), the patch embedding, attention (q·kᵀ, softmax, p·v) and pooling");
+    return s;
+  }
 
   template <class Op>
   Op* own(std::unique_ptr<Op> op) {
@@ -447,16 +578,18 @@ class Executor {
   }
   Tensor allocate_like(const Tensor& x) { return allocate(x.shape(), x.dtype(), x.view().format()); }
 
-  /// The destination of an operation whose epilogue adds `residual`: the residual's own buffer when
-  /// it has the layout the output would get, else a fresh output holding a copy of it.
-  Tensor destination_from(const Tensor& residual, const Shape& out, const Tensor& x, const char* where) {
+  /// The destination of an operation on x whose epilogue adds `residual`: the residual's own buffer when
+  /// it has the type and layout the output would get (x's type, or `dtype` when given: an int8 layer's
+  /// floating output), else a fresh output holding a copy of it.
+  Tensor destination_from(const Tensor& residual, const Shape& out, const Tensor& x, const char* where,
+                          std::optional<DType> dtype = std::nullopt) {
     require(residual.shape() == out, where, ": residual has shape ", residual.shape(), ", the output ", out);
     const MemoryFormat format = out.rank() == 4 && channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-    if (residual.dtype() == x.dtype() && residual.view().strides() == strides_for(out, format) &&
-        residual.data() != x.data()) {
+    const DType type = dtype.value_or(x.dtype());
+    if (residual.dtype() == type && residual.view().strides() == strides_for(out, format) && residual.data() != x.data()) {
       return residual;
     }
-    Tensor y = allocate(out, x.dtype());
+    Tensor y = allocate(out, type);
     plans_
         .step<Step>(&owners_.reorder, Layouts<2>{Layout(residual.view()), Layout(y.view())},
              [&] { return make_reorder(context_, residual, describe_activation(residual), y, describe_activation(y)); })
@@ -488,10 +621,14 @@ class Executor {
   AttentionOp attention_;
   runtime::BatchPlans<> plans_;  // one per input shape: every primitive its forward runs, in order
   struct {
-    char reorder, add, pool, activation[3];  // by nn::Activation
+    char reorder, quantize, add, pool, activation[3];  // by nn::Activation
   } owners_{};                                 // the owners of the executor's own steps (addresses only)
   int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
   nn::HeldFp32Parameters held_;  // what the ops keep in fp32
+  runtime::Calibration calibration_;  // int8 levels: the activation ranges compile() was given
+  int quantize_steps_ = 0;
+  std::size_t linears_prepared_ = 0;
+  std::vector<std::string> linear_names_;  // by linears_owned_: "linear.<i>" in calibration's numbering, "" for the patch embedding
 };
 
 }  // namespace visopt::backend::onednn

@@ -4,6 +4,7 @@
 // class token and global average pooling into fp32. Each touches every element once.
 
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../../core/tensor.hpp"
@@ -12,7 +13,8 @@ namespace visopt::backend::onednn::loops {
 
 template <class T>
 float load(const T* p, std::int64_t i) {
-  return to_float(p[i]);
+  if constexpr (std::is_integral_v<T>) return static_cast<float>(p[i]);  // a quantized value, in steps
+  else return to_float(p[i]);
 }
 template <class T>
 void store(T* p, std::int64_t i, float v) {
@@ -25,9 +27,12 @@ void with_element_type(DType dtype, F&& f) {
   switch (dtype) {
     case DType::f32: f.template operator()<float>(); return;
     case DType::bf16: f.template operator()<bfloat16>(); return;
-    case DType::f16: break;
+    case DType::f16:
+    case DType::s8:
+    case DType::u8: break;
   }
-  fail(visopt::detail::concat("onednn: no host loop for ", dtype_name(dtype), " tensors (fp16 is not a CPU type here)"));
+  fail(visopt::detail::concat("onednn: no host loop for ", dtype_name(dtype), " tensors (fp16 is not a CPU type here; "
+                              "quantized tensors are read by int8 primitives)"));
 }
 
 /// images [N,C,H,W] (NCHW or NHWC) -> patches [N*(H/p)*(W/p), C*p*p]. A patch row is ordered
@@ -102,14 +107,14 @@ inline void select_token(const TensorView& x, std::int64_t index, const TensorVi
   });
 }
 
-/// y [N, C] fp32 = the mean of x [N,C,H,W] over H and W, summed in fp32. x is fp32 or bf16 and
-/// NCHW, NHWC or, when `block` > 0, blocked by `block` channels (nChw16c: [N, C/block, H, W, block]).
+/// y [N, C] fp32 = the mean of x [N,C,H,W] over H and W, summed in fp32. x is fp32, bf16 or (its step
+/// applied) s8/u8, and NCHW, NHWC or, when `block` > 0, blocked by `block` channels (nChw16c).
 inline void global_average(const TensorView& x, const TensorView& y, std::int64_t block = 0) {
   const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
   const bool nhwc = x.is_channels_last() && !x.is_contiguous();
-  const float scale = 1.0f / static_cast<float>(hw);
+  const float scale = (is_quantized(x.dtype()) ? x.quantization().step : 1.0f) / static_cast<float>(hw);
   float* out = static_cast<float*>(y.data());
-  with_element_type(x.dtype(), [&]<class T>() {
+  auto average = [&]<class T>() {
     const T* in = static_cast<const T*>(x.data());
     if (block > 0) {
       const std::int64_t blocks = c / block;
@@ -148,7 +153,10 @@ inline void global_average(const TensorView& x, const TensorView& y, std::int64_
         out[row] = sum * scale;
       }
     }
-  });
+  };
+  if (x.dtype() == DType::u8) average.template operator()<std::uint8_t>();
+  else if (x.dtype() == DType::s8) average.template operator()<std::int8_t>();
+  else with_element_type(x.dtype(), average);
 }
 
 }  // namespace visopt::backend::onednn::loops

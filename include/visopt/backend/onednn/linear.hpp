@@ -3,13 +3,17 @@
 // packed once into the layout the matmul chose, the activation as an eltwise post-op and the residual
 // as a sum post-op reading the destination, which the caller fills with the residual (or which is it).
 // The output can also be written as planes (attention's q, k and v, each dense) by one matmul per plane.
+// An s8/u8 input makes it an int8 matmul (int8.hpp): weights quantized per output feature once; the
+// output floating, or s8/u8 in its calibrated step.
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "conv.hpp"
+#include "int8.hpp"
 #include "primitive.hpp"
 
 namespace visopt::backend::onednn {
@@ -27,6 +31,8 @@ class LinearOp {
   std::int64_t in_features() const { return weight_.dim(1); }
   std::int64_t out_features() const { return weight_.dim(0); }
   const nn::LinearEpilogue& epilogue() const { return epilogue_; }
+  /// Whether a primitive made so far reads s8/u8 input (for the report).
+  bool ran_int8() const { return int8_.has_value(); }
 
   /// y = act(x·wᵀ + b) [+ y]: x [M,K] and y [M,N] dense; with a residual epilogue y holds it on entry.
   void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y) {
@@ -65,32 +71,51 @@ class LinearOp {
         visopt::detail::concat("linear weight ", weight_.shape(), " on input ", x.shape(), " ", dtype_name(x.dtype()),
                                groups > 1 ? visopt::detail::concat(" into ", groups, " planes") : std::string());
     const Shape out = groups > 1 ? Shape{groups, m, n} : Shape{m, n};
+    const bool int8 = is_quantized(x.dtype());
     require(x.rank() == 2 && x.dim(1) == k && x.is_contiguous() && y.shape() == out && y.is_contiguous() &&
-                y.dtype() == x.dtype(),
-            "onednn::", what, ": expected dense input [M,", k, "] and output ", out, ", got output ", y.shape());
+                (y.dtype() == x.dtype() || int8),
+            "onednn::", what, ": expected dense input [M,", k, "] and output ", out, ", got output ", y.shape(), " ",
+            dtype_name(y.dtype()));
+    const float y_step = is_quantized(y.dtype()) ? y.quantization().step : 0.0f;
+    require(!int8 || (x.quantization().defined() && (y_step > 0.0f || !is_quantized(y.dtype()))), "onednn::", what,
+            ": an int8 matmul needs the steps of its quantized input and output");
+    if (int8 && !int8_) int8_ = ChannelQuantizedWeights::of(weight_);
     // torch keeps the weight as [N,K] row-major, which is the matmul's B [K,N] with strides {1,K}; a
     // plane's B starts n rows further down.
-    const dnnl::memory::desc weight_source({k, n}, dnnl_dt::f32, dnnl::memory::dims{1, k});
-    const dnnl::memory::desc weight_any({k, n}, to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
+    const dnnl::memory::desc weight_source({k, n}, int8 ? dnnl_dt::s8 : dnnl_dt::f32, dnnl::memory::dims{1, k});
+    const dnnl::memory::desc weight_any({k, n}, int8 ? dnnl_dt::s8 : to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
     const dnnl::memory::desc bias = bias_.defined() ? describe(Shape{1, n}, DType::f32) : dnnl::memory::desc();
     const dnnl::memory::desc src = describe(x), dst = describe(Shape{m, n}, y.dtype());
 
-    dnnl::primitive_attr attr = context.attributes();
+    // A quantized output takes the activation in its own step: a linear post-op divides by it after the
+    // activation (the output scales cannot: GELU is not scale-invariant).
     dnnl::post_ops ops;
     append_activation(ops, epilogue_.activation);
+    if (y_step > 0.0f && epilogue_.activation != nn::Activation::none) {
+      VISOPT_DNNL(ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f / y_step, 0.0f), what,
+                  ": appending the output step (linear post-op)");
+    }
     if (epilogue_.residual) VISOPT_DNNL(ops.append_sum(1.0f), what, ": appending the residual (sum) post-op");
-    VISOPT_DNNL(attr.set_post_ops(ops), what, ": setting post-ops");
 
-    const auto pd = VISOPT_DNNL(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weight_any, bias, dst), attr,
-                                                             context.engine()),
-                                what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue activation=",
-                                nn::activation_name(epilogue_.activation), " residual=", epilogue_.residual);
     Plan plan;
     plan.plane_bytes = static_cast<std::size_t>(m * n) * dtype_size(y.dtype());
     for (std::int64_t g = 0; g < groups; ++g) {
-      const dnnl::memory weights =
-          packed_.get(context, weight_source, weight_.data_as<float>() + g * n * k, pd.weights_desc(), what);
-      const float* b = bias_.defined() ? bias_.data_as<float>() + g * n : nullptr;
+      // int8: each plane has its own output scales (the steps of its weight rows) and scaled bias.
+      const float scaled_step = epilogue_.activation == nn::Activation::none ? y_step : 0.0f;  // else the linear post-op
+      const Int8Epilogue scaled =
+          int8 ? Int8Epilogue::of(*int8_, bias_, g * n, n, x.quantization().step, scaled_step) : Int8Epilogue{};
+      dnnl::primitive_attr attr = context.attributes();
+      if (int8) VISOPT_DNNL(attr.set_output_scales(1 << 1, scaled.output_scales), what, ": per-feature output scales");
+      VISOPT_DNNL(attr.set_post_ops(ops), what, ": setting post-ops");
+      const auto pd = VISOPT_DNNL(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weight_any, bias, dst), attr,
+                                                               context.engine()),
+                                  what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue activation=",
+                                  nn::activation_name(epilogue_.activation), " residual=", epilogue_.residual);
+      const void* rows = int8 ? static_cast<const void*>(int8_->values.data_as<std::int8_t>() + g * n * k)
+                              : static_cast<const void*>(weight_.data_as<float>() + g * n * k);
+      const dnnl::memory weights = packed_.get(context, weight_source, rows, pd.weights_desc(), what);
+      const float* b = !bias_.defined() ? nullptr : int8 ? scaled.bias.data_as<float>() : bias_.data_as<float>() + g * n;
+      if (int8 && bias_.defined()) int8_biases_.push_back(scaled.bias);  // the Step binds it: kept as long as the op
       plan.planes.emplace_back(context, pd, weighted_arguments(context, src, weights, bias, b, dst, what), what);
     }
     return plan;
@@ -99,6 +124,8 @@ class LinearOp {
   Tensor weight_, bias_;
   nn::LinearEpilogue epilogue_;
   PackedWeights packed_;
+  std::optional<ChannelQuantizedWeights> int8_;  // made at the first int8 primitive
+  std::vector<Tensor> int8_biases_;              // accumulator-domain biases the int8 Steps bind
 };
 
 }  // namespace visopt::backend::onednn

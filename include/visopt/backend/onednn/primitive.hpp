@@ -36,6 +36,8 @@ inline dnnl_dt to_dnnl(DType t) {
     case DType::f32: return dnnl_dt::f32;
     case DType::f16: return dnnl_dt::f16;
     case DType::bf16: return dnnl_dt::bf16;
+    case DType::s8: return dnnl_dt::s8;
+    case DType::u8: return dnnl_dt::u8;
   }
   return dnnl_dt::undef;
 }

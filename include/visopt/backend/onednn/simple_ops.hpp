@@ -13,9 +13,11 @@ namespace visopt::backend::onednn {
 
 /// y = x converted to y's type and layout (the model input: f32 NCHW -> bf16 NHWC, say).
 inline Step make_reorder(Context& context, const TensorView& x, const dnnl::memory::desc& src, const TensorView& y,
-                         const dnnl::memory::desc& dst) {
-  const std::string what = visopt::detail::concat("reorder ", x.shape(), " ", dtype_name(x.dtype()), " -> ", dtype_name(y.dtype()));
+                         const dnnl::memory::desc& dst, float scale = 1.0f) {
+  const std::string what = visopt::detail::concat("reorder ", x.shape(), " ", dtype_name(x.dtype()), " -> ", dtype_name(y.dtype()),
+                                                  scale != 1.0f ? visopt::detail::concat(" scaled by ", scale) : std::string());
   dnnl::primitive_attr attr = context.attributes();
+  if (scale != 1.0f) VISOPT_DNNL(attr.set_output_scales(0, {scale}), what, ": output scale");
   const auto pd = VISOPT_DNNL(dnnl::reorder::primitive_desc(context.engine(), src, context.engine(), dst, attr), what,
                               ": ", to_string(src), " -> ", to_string(dst));
   return Step(context, pd, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, what);
