@@ -78,13 +78,16 @@ class CalibratingExecutor : public Base {
   Calibration calibration(const std::string& model, int images, const CalibrationOptions& options) const {
     Calibration c;
     c.model = model;
-    c.method = options.method == CalibrationMethod::max ? std::string("max")
-                                                         : visopt::detail::concat("percentile ", options.percentile);
+    c.method = options.method == CalibrationMethod::max          ? std::string("max")
+               : options.method == CalibrationMethod::percentile ? visopt::detail::concat("percentile ", options.percentile)
+                                                                 : std::string("least squared error");
     c.images = images;
     for (std::size_t i = 0; i < names_.size(); ++i) {
       const RangeObserver& r = observers_[i];
       if (r.empty()) continue;  // prepared but never run (the attention range of a linear that is not a qkv)
-      float clip = options.method == CalibrationMethod::max ? r.amax() : r.percentile(options.percentile);
+      float clip = options.method == CalibrationMethod::max          ? r.amax()
+                   : options.method == CalibrationMethod::percentile ? r.percentile(options.percentile)
+                                                                     : r.least_squared_error_clip(r.non_negative() ? 255 : 127);
       if (!(clip > 0.0f)) clip = r.amax() > 0.0f ? r.amax() : 1.0f;  // an all-zero tensor: any step holds it
       c.ranges.push_back({names_[i].first, names_[i].second, clip, r.non_negative()});
     }

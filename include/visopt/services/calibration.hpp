@@ -29,10 +29,11 @@ namespace visopt::runtime {
 enum class CalibrationMethod {
   max,         // the largest |x| seen: nothing clipped, coarser steps
   percentile,  // the given percentile of |x| over all images: rare outliers clipped, finer steps
+  mse,         // the clip with the least mean squared error over all values seen (rounding plus clipping)
 };
 
 struct CalibrationOptions {
-  CalibrationMethod method = CalibrationMethod::percentile;
+  CalibrationMethod method = CalibrationMethod::mse;
   double percentile = 99.99;  // of |x| per tensor, for CalibrationMethod::percentile (50..100)
   int batch = 8;              // images per calibration forward
   int num_threads = 0;        // CPU threads; 0 = as compile() decides (VISOPT_NUM_THREADS, else OpenMP's default)
@@ -71,6 +72,36 @@ class RangeObserver {
   float amax() const { return amax_; }
   bool non_negative() const { return non_negative_; }
   bool empty() const { return total_ == 0; }
+
+  /// The clip (a bin edge, at most amax()) whose quantization to `levels` steps above zero has the least
+  /// mean squared error over the values seen: values below it round (error step²/12), values above
+  /// it are clipped (error (|x| - clip)², taking each bin's values at its centre).
+  float least_squared_error_clip(int levels) const {
+    if (total_ == 0) return 0.0f;
+    const float width = limit_ / static_cast<float>(bins);
+    std::size_t last = bins;
+    while (last > 1 && counts_[last - 1] == 0) --last;
+    double best_error = -1.0;
+    float best = amax_;
+    for (std::size_t edge = std::max<std::size_t>(1, last / 16); edge <= last; ++edge) {
+      const double clip = static_cast<double>(width) * static_cast<double>(edge), step = clip / levels;
+      double error = 0.0, below = 0.0;
+      for (std::size_t b = 0; b < last; ++b) {
+        if (b < edge) {
+          below += static_cast<double>(counts_[b]);
+        } else {
+          const double excess = (static_cast<double>(b) + 0.5) * width - clip;
+          error += static_cast<double>(counts_[b]) * excess * excess;
+        }
+      }
+      error += below * step * step / 12.0;
+      if (best_error < 0.0 || error < best_error) {
+        best_error = error;
+        best = static_cast<float>(clip);
+      }
+    }
+    return std::min(best, amax_);
+  }
 
   /// The |x| below which `percent` of the values lie (the upper edge of its bin, at most amax()).
   float percentile(double percent) const {

@@ -149,6 +149,8 @@ inline cudnnDataType_t cudnn_type(DType t) {
     case DType::f32: return CUDNN_DATA_FLOAT;
     case DType::f16: return CUDNN_DATA_HALF;
     case DType::bf16: return CUDNN_DATA_BFLOAT16;
+    case DType::s8: return CUDNN_DATA_INT8;
+    case DType::u8: return CUDNN_DATA_UINT8;
   }
   return CUDNN_DATA_FLOAT;
 }
@@ -158,6 +160,8 @@ inline cudaDataType_t cuda_type(DType t) {
     case DType::f32: return CUDA_R_32F;
     case DType::f16: return CUDA_R_16F;
     case DType::bf16: return CUDA_R_16BF;
+    case DType::s8: return CUDA_R_8I;
+    case DType::u8: return CUDA_R_8U;
   }
   return CUDA_R_32F;
 }

@@ -33,7 +33,10 @@ void dispatch_dtype(DType dtype, F&& f) {
     case DType::f32: f(float{}); return;
     case DType::f16: f(__half{}); return;
     case DType::bf16: f(__nv_bfloat16{}); return;
+    case DType::s8:
+    case DType::u8: break;
   }
+  fail(visopt::detail::concat("cuda: no kernel for ", dtype_name(dtype), " tensors (visopt's CUDA kernels take f32, f16 and bf16)"));
 }
 
 /// Grid size for a grid-stride loop over n elements.
