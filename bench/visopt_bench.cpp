@@ -347,6 +347,12 @@ Result measure(const ModelT& model, int batch, const Settings& settings, double 
     return dir;
   };
   if (settings.fresh_cache) options.cache_dir = empty_cache("cold").string();
+  if constexpr (precision::is_quantized_v<typename Level::precision>) {
+    // Calibrated on images of their own (another seed than the timed input), outside the timed compile.
+    progress.stage("calibrating " + label + "…");
+    options.calibration = calibrate(model, random_tensor({8, 3, settings.image_size, settings.image_size}, settings.seed + 2),
+                                    {.num_threads = settings.threads});
+  }
   Instruments<B> instruments(*runtime::resolve(options).device);  // VISOPT_DEVICE applies unless set  // the memory baseline comes before compile()
   auto engine = visopt::compile<Level, B>(model, options);
   const Tensor input = instruments.place(random_tensor({batch, 3, settings.image_size, settings.image_size},
@@ -439,14 +445,20 @@ inline std::vector<Result> cpu_ceiling(const Settings& settings, Progress& progr
   const Tensor x32 = random_tensor({n, n}, settings.seed + 3);
   std::vector<DType> types{DType::f32};
   if (onednn::cpu_features().bf16) types.push_back(DType::bf16);
+  types.push_back(DType::s8);  // O4's int8 matmul: s8 × s8 weights, int32 accumulation, f32 out
   std::vector<Result> rows;
   for (const DType dtype : types) {
     const std::string label = "ceiling: onednn matmul " + std::to_string(n) + "³ " + std::string(dtype_name(dtype));
     progress.stage(label + "…");
     onednn::LinearOp op(params, {});
     runtime::BatchPlans<> plans;  // the matmul's primitive, made by the first (warm-up) run
-    const Tensor x = x32.to(dtype);
-    const Tensor y = Tensor::empty({n, n}, dtype);
+    Tensor x = dtype == DType::s8 ? Tensor::empty({n, n}, DType::s8).as_quantized({1.0f / 32, DType::s8}) : x32.to(dtype);
+    if (dtype == DType::s8) {  // N(0,1) in steps of 1/32, clamped to s8
+      for (std::int64_t i = 0; i < x.numel(); ++i) {
+        x.data_as<std::int8_t>()[i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x32.data_as<float>()[i] * 32), -127.0f, 127.0f));
+      }
+    }
+    const Tensor y = Tensor::empty({n, n}, dtype == DType::s8 ? DType::f32 : dtype);
     context.apply_threads();
     const int warmup = std::max(2, settings.warmup), iterations = std::max(settings.quick ? 1 : 10, settings.iterations);
     const Latency latency = time_runs(warmup, iterations, label, progress, [&] {
@@ -457,7 +469,7 @@ inline std::vector<Result> cpu_ceiling(const Settings& settings, Progress& progr
     });
     const std::string device = "cpu: " + onednn::cpu_features().isa_name + " (" + std::to_string(context.threads()) +
                                " threads)";
-    rows.push_back(ceiling_row("onednn", dtype == DType::f32 ? "fp32" : "bf16 (fp32 accumulation)", device,
+    rows.push_back(ceiling_row("onednn", dtype == DType::f32 ? "fp32" : dtype == DType::bf16 ? "bf16 (fp32 accumulation)" : "int8 (int32 accumulation)", device,
                                cpu_machine_name(), n, latency, warmup, iterations));
     rows.back().timer = "steady_clock";
   }
@@ -635,7 +647,7 @@ class JsonLines {
 inline int run(Settings settings) {
   if (settings.backend.empty()) settings.backend = fastest_backend_here();
   if (settings.levels.empty()) {
-    for (const char* level : {"O0", "O1", "O2", "O3"}) {
+    for (const char* level : {"O0", "O1", "O2", "O3", "O4"}) {
       if (level_runs_on(level, settings.backend)) settings.levels.emplace_back(level);
     }
   }
@@ -742,7 +754,7 @@ int main(int argc, char** argv) {
           return std::string(e.what());
         }
       });
-  app.add_option("--level", settings.levels, "Levels, comma-separated (O0,O1,O2,O3); default: all the backend supports")
+  app.add_option("--level", settings.levels, "Levels, comma-separated (O0,O1,O2,O3,O4); default: all the backend supports (O4 calibrates on 8 random images of another seed first)")
       ->delimiter(',');
   app.add_option("--backend", settings.backend,
                  "reference, onednn or cuda (built here: " + visopt::available_backend_names() +

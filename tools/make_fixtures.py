@@ -332,7 +332,7 @@ def torch_int8_agreement(model, fixture, images, logits):
                 prepared(chunk)
             quantized = convert_fx(prepared)
             y = torch.cat([quantized(chunk) for chunk in images.cpu().float().split(8)]).double()
-    except (ImportError, RuntimeError, AssertionError) as error:  # no fbgemm or no FX quantization here
+    except Exception as error:  # noqa: BLE001 -- no x86 engine, or an FX quantization this torch lacks or refuses
         print(f"make_fixtures: no torch int8 agreement for {fixture.name}: {error}", file=sys.stderr)
         return {}
     ref = logits.double()

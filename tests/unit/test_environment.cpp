@@ -147,14 +147,14 @@ TEST_CASE("level and backend names: one dispatch, VISOPT_LEVEL/VISOPT_BACKEND as
   }
   {
     const ScopedEnv level("VISOPT_LEVEL", "O9");
-    VISOPT_REQUIRE_ERROR(choose_level(""), "environment variable VISOPT_LEVEL: level 'O9' is not one of O0, O1, O2, O3");
+    VISOPT_REQUIRE_ERROR(choose_level(""), "environment variable VISOPT_LEVEL: level 'O9' is not one of O0, O1, O2, O3, O4");
     CHECK(choose_level("O2") == "O2");
   }
   {
     const ScopedEnv backend_name("VISOPT_BACKEND", "tpu");
     VISOPT_REQUIRE_ERROR(choose_backend(""), "environment variable VISOPT_BACKEND: backend 'tpu' is not one of those built here: reference");
   }
-  VISOPT_REQUIRE_ERROR(choose_level("o2"), "level 'o2' is not one of O0, O1, O2, O3");
+  VISOPT_REQUIRE_ERROR(choose_level("o2"), "level 'o2' is not one of O0, O1, O2, O3, O4");
 
   // The dispatch hands the matching types to the callable, and refuses a pair the backend cannot run.
   CHECK(with_level_and_backend("O1", "reference", [](auto level, auto backend) {
@@ -162,6 +162,22 @@ TEST_CASE("level and backend names: one dispatch, VISOPT_LEVEL/VISOPT_BACKEND as
         }) == "O1 reference");
   VISOPT_REQUIRE_ERROR(with_level_and_backend("O2", "reference", [](auto, auto) { return 0; }),
                        "backend 'reference' cannot run level O2");
+  VISOPT_REQUIRE_ERROR(with_level_and_backend("O4", "reference", [](auto, auto) { return 0; }),
+                       "calibrated int8 (precision::int8, precision::quantized, O4) runs on backend::OneDnn");
+}
+
+TEST_CASE("the int8 rules: O4 on oneDNN only, with fused epilogues; not yet on the GPU", "[environment]") {
+  // The rules hold in every build (the tags exist without their libraries); compile() static_asserts them.
+  STATIC_REQUIRE(backend::OneDnn::can_implement<O4>().ok);
+  STATIC_REQUIRE(backend::OneDnn::lower<O4>().int8);
+  STATIC_REQUIRE(!backend::OneDnn::lower<O3>().int8);
+  STATIC_REQUIRE(!backend::OneDnn::can_implement<O4::with<fusion::none>>().ok);
+  CHECK(std::string(backend::OneDnn::can_implement<O4::with<fusion::fold_bn>>().reason).find("needs fusion::epilogue") !=
+        std::string::npos);
+  STATIC_REQUIRE(!backend::Cuda::can_implement<O4>().ok);
+  CHECK(std::string(backend::Cuda::can_implement<O1::with<precision::int8>>().reason).find("does not run on backend::Cuda yet") !=
+        std::string::npos);
+  STATIC_REQUIRE(!backend::Reference::can_implement<O1::with<precision::int8>>().ok);
 }
 
 TEST_CASE("reference report(): JSON with level, backend, device, precision, optimisations, algorithms, memory, "

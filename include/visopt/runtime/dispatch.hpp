@@ -20,7 +20,7 @@
 
 namespace visopt {
 
-inline constexpr std::string_view level_names = "O0, O1, O2, O3";
+inline constexpr std::string_view level_names = "O0, O1, O2, O3, O4";
 
 /// Calls f(Level{}) for the named level and returns its result.
 template <class F>
@@ -29,6 +29,7 @@ decltype(auto) with_level(std::string_view level, F&& f) {
   if (level == "O1") return f(O1{});
   if (level == "O2") return f(O2{});
   if (level == "O3") return f(O3{});
+  if (level == "O4") return f(O4{});
   throw Error(detail::concat("level '", level, "' is not one of ", level_names));
 }
 
