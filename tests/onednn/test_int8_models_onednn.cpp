@@ -100,6 +100,16 @@ TEST_CASE("onednn int8: the report says which layers run in int8 and which stay 
   CHECK(detail.find("conv.0 (reads the images)") != std::string::npos);
   CHECK(detail.find("linear.0 (the classifier") != std::string::npos);
   CHECK(report.compute_precision.find("int8") == 0);
+
+  // O4 keeps O3's static plan: run() makes no primitive and allocates nothing once a batch size is planned.
+  const Tensor images = calibration_images(1, 64, 4);
+  (void)engine.run(images);
+  const auto census = engine.executor().census();
+  const auto allocations = engine.executor().fresh_allocations();
+  for (int i = 0; i < 3; ++i) (void)engine.run(images);
+  CHECK(engine.executor().census().primitives == census.primitives);
+  CHECK(engine.executor().census().weight_packs == census.weight_packs);
+  CHECK(engine.executor().fresh_allocations() == allocations);
 }
 
 TEST_CASE("onednn int8: a calibration is saved, loaded and carried by a saved plan; bad ones are errors", "[onednn][int8]") {
