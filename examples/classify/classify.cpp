@@ -7,6 +7,9 @@
 //   classify --weights vit_b_16.safetensors --model vit_base_patch16_224 --backend cuda --level O3 photos/
 //   classify --random-weights --model vit_b_16                                  (the bundled sample; no download)
 //   classify --weights resnet50.safetensors --level all photo.jpg              (every level vs the backend's O0)
+//   classify --weights resnet50.safetensors --level O4 --calibrate calibration_photos/
+//            --save-calibration resnet50.calibration.json photos/               (int8, calibrated on other images)
+//   classify --weights resnet50.safetensors --level O4 --calibration resnet50.calibration.json photos/
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,6 +46,8 @@ struct Settings {
   std::string model = "resnet50", backend, level;
   int image_size = 224, batch = 32, top = 5;
   std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
+  std::vector<std::string> calibrate;               // images to calibrate O4 on (not those classified)
+  std::string calibration_path, save_calibration;  // a saved calibration to use; where to save a new one
 };
 
 /// The image files named: files as given, directories by their image files in name order.
@@ -66,15 +72,34 @@ std::vector<std::filesystem::path> image_files(const std::vector<std::string>& i
   return files;
 }
 
-/// The levels to run: the one asked for, the backend's fastest when none was, or every level it runs ("all").
-std::vector<std::string> levels_to_run(const std::string& level, const std::string& backend) {
+/// The levels to run: the one asked for, the backend's fastest when none was, or every level it runs
+/// ("all"; O4 only with a calibration).
+std::vector<std::string> levels_to_run(const std::string& level, const std::string& backend, bool calibrated) {
   if (level.empty()) return {visopt::fastest_level_for(backend)};
   if (level != "all") return {visopt::choose_level(level)};
   std::vector<std::string> levels;
-  for (const std::string_view name : {"O0", "O1", "O2", "O3"}) {
+  for (const std::string_view name : {"O0", "O1", "O2", "O3", "O4"}) {
+    if (name == "O4" && !calibrated) continue;
     if (visopt::level_runs_on(name, backend)) levels.emplace_back(name);
   }
   return levels;
+}
+
+/// O4's calibration, measured on the images named (preprocessed as the model's weights expect).
+visopt::Calibration calibrate(const visopt::models::AnyModel& model, const std::vector<std::string>& inputs, int image_size) {
+  const std::vector<std::filesystem::path> files = image_files(inputs);
+  const int size = std::visit([&](const auto& m) {
+    return visopt::models::ModelTraits<std::decay_t<decltype(m)>>::image_size(m, image_size, "--calibrate: ");
+  }, model);
+  const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, size);
+  std::vector<visopt::Tensor> images;
+  for (const auto& file : files) images.push_back(visopt::io::preprocess(visopt::io::load_image(file), transform));
+  const visopt::Tensor batch = visopt::io::stack_images(images);
+  const auto start = std::chrono::steady_clock::now();
+  visopt::Calibration calibration = std::visit([&](const auto& m) { return visopt::calibrate(m, batch); }, model);
+  std::printf("calibrated on %zu image(s) (%s) in %.1f s: %zu activation ranges\n", files.size(), calibration.method.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), calibration.ranges.size());
+  return calibration;
 }
 
 int run(const Settings& s) {
@@ -93,10 +118,19 @@ int run(const Settings& s) {
   images.reserve(files.size());
   for (const auto& file : files) images.push_back(visopt::io::load_image(file));
 
-  const std::vector<std::string> levels = levels_to_run(s.level, backend);
+  std::optional<visopt::Calibration> calibration;  // the int8 level's activation ranges
+  if (!s.calibration_path.empty()) calibration = visopt::Calibration::load(s.calibration_path);
+  if (!s.calibrate.empty()) calibration = calibrate(model, s.calibrate, resnet ? s.image_size : 0);
+  if (calibration && !s.save_calibration.empty()) {
+    calibration->save(s.save_calibration);
+    std::printf("calibration saved to %s\n", s.save_calibration.c_str());
+  }
+
+  const std::vector<std::string> levels = levels_to_run(s.level, backend, calibration.has_value());
   std::vector<visopt::runtime::Result> reference;  // the first level's answers, which later levels are compared with
   for (const std::string& level : levels) {
-    visopt::AnyEngine engine = visopt::compile_any(model, level, backend, {.max_batch = batch, .image_size = resnet ? s.image_size : 0});
+    visopt::AnyEngine engine = visopt::compile_any(
+        model, level, backend, {.max_batch = batch, .image_size = resnet ? s.image_size : 0, .calibration = calibration});
     const visopt::io::Preprocess transform = visopt::models::preprocess_for(model, static_cast<int>(engine.image_size()));
     visopt::runtime::BatchProcessor processor(engine, visopt::runtime::batch_options_for(transform));
     const auto start = std::chrono::steady_clock::now();
@@ -149,8 +183,14 @@ int main(int argc, char** argv) {
   app.add_option("--seed", s.seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
   app.add_option("--model", s.model, std::string("model: ") + visopt::models::model_names())->capture_default_str();
   app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names() + " (default: the fastest here)");
-  app.add_option("--level", s.level, "O0..O3, or all: every level the backend runs, each compared with the first "
-                                     "(default: the backend's fastest)");
+  app.add_option("--level", s.level, "O0..O4, or all: every level the backend runs, each compared with the first "
+                                     "(default: the backend's fastest; O4 needs --calibrate or --calibration)");
+  auto* calibrate_option = app.add_option("--calibrate", s.calibrate, "images (files or directories) to calibrate O4's "
+                                                                     "int8 ranges on; use other images than those classified");
+  app.add_option("--calibration", s.calibration_path, "a calibration saved by --save-calibration (Calibration::save)")
+      ->check(CLI::ExistingFile)
+      ->excludes(calibrate_option);
+  app.add_option("--save-calibration", s.save_calibration, "where to save the calibration --calibrate measures");
   app.add_option("--image-size", s.image_size, "ResNet input side (a ViT's is fixed by its weights)")
       ->check(CLI::Range(32, 1024))
       ->capture_default_str();
