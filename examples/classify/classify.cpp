@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
                                      "(default: the backend's fastest; O4 needs --calibrate or --calibration)");
   auto* calibrate_option = app.add_option("--calibrate", s.calibrate, "images (files or directories) to calibrate O4's "
                                                                      "int8 ranges on; use other images than those classified");
+  calibrate_option->allow_extra_args(false);  // one path per --calibrate: the images to classify follow it
   app.add_option("--calibration", s.calibration_path, "a calibration saved by --save-calibration (Calibration::save)")
       ->check(CLI::ExistingFile)
       ->excludes(calibrate_option);

@@ -536,7 +536,7 @@ class Executor {
     auto keep = [&](const std::string& what) { kept += (kept.empty() ? "" : ", ") + what; };
     for (std::size_t i = 0; i < convs_owned_.size(); ++i) {
       if (convs_owned_[i]->ran_int8()) ++convs;
-      else keep(visopt::detail::concat("conv.", i, " (reads the images)"));
+      else keep(visopt::detail::concat("conv.", i, i == 0 ? " (reads the images)" : ""));
     }
     for (std::size_t i = 0; i < linears_owned_.size(); ++i) {
       if (linears_owned_[i]->ran_int8()) ++linears;
@@ -548,9 +548,15 @@ class Executor {
                                            calibration_.method, " on ", calibration_.images, " images; int32 "
                                            "accumulation); ", quantize_steps_, " quantize reorder(s) at the int8 "
                                            "boundaries; in ", dtype_name(dtype_), ": ");
-    s += kept.empty() ? kept : kept + ", ";
-    s += visopt::detail::concat(layer_norms_owned_.size(), " LayerNorm(s), the patch embedding, attention (q·kᵀ, softmax, p·v) and pooling");
-    return s;
+    const bool transformer = std::find(linear_names_.begin(), linear_names_.end(), "") != linear_names_.end();
+    if (transformer) {
+      keep("the patch embedding");
+      keep(visopt::detail::concat(layer_norms_owned_.size(), " LayerNorms"));
+      keep("attention (q·kᵀ, softmax, p·v) and the residual stream");
+    } else {
+      keep("the max pooling of the first convolution's output");
+    }
+    return s + kept;
   }
 
   template <class Op>
