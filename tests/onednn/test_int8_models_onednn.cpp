@@ -96,8 +96,10 @@ TEST_CASE("onednn int8: the report says which layers run in int8 and which stay 
   REQUIRE(report.has("int8"));
   const std::string detail = std::find_if(report.optimizations.begin(), report.optimizations.end(),
                                           [](const auto& o) { return o.name == "int8"; })->detail;
-  CHECK(detail.find("19 of 20 convolutions and 0 of 1 linears in int8") != std::string::npos);
+  // resnet18: the first convolution and the three downsampling shortcuts (signed outputs) stay in bf16.
+  CHECK(detail.find("16 of 20 convolutions and 0 of 1 linears in int8") != std::string::npos);
   CHECK(detail.find("conv.0 (reads the images)") != std::string::npos);
+  CHECK(detail.find("conv.7 (signed output: a shortcut)") != std::string::npos);
   CHECK(detail.find("linear.0 (the classifier") != std::string::npos);
   CHECK(report.compute_precision.find("int8") == 0);
 
@@ -110,6 +112,37 @@ TEST_CASE("onednn int8: the report says which layers run in int8 and which stay 
   CHECK(engine.executor().census().primitives == census.primitives);
   CHECK(engine.executor().census().weight_packs == census.weight_packs);
   CHECK(engine.executor().fresh_allocations() == allocations);
+}
+
+TEST_CASE("onednn int8: layers named in high_precision_layers stay in bf16, between int8 neighbours", "[onednn][int8]") {
+  const auto resnet = models::resnet(18, io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
+  const auto vit = models::vit(models::ViTSize::tiny, 16, io::SafeTensors::open(fixture("vit_ti16_64.weights.safetensors")));
+  const Calibration resnet_calibration = calibrate(resnet, calibration_images(8, 64, 2));
+  const IoFixture f = io_fixture("resnet18_64");
+  auto all_int8 = compile<O4, backend::OneDnn>(resnet, {.max_batch = 32, .image_size = 64, .calibration = resnet_calibration});
+  // conv.2 reads and writes int8 neighbours; conv.4 is a block's last convolution (it adds an int8 shortcut).
+  auto kept = compile<O4, backend::OneDnn>(resnet, {.max_batch = 32, .image_size = 64, .calibration = resnet_calibration,
+                                                     .high_precision_layers = {"conv.2", "conv.4"}});
+  const std::string detail = std::find_if(kept.report().optimizations.begin(), kept.report().optimizations.end(),
+                                          [](const auto& o) { return o.name == "int8"; })->detail;
+  INFO(detail);
+  CHECK(detail.find("14 of 20 convolutions") != std::string::npos);
+  CHECK(detail.find("conv.2 (asked)") != std::string::npos);
+  CHECK(detail.find("conv.4 (asked)") != std::string::npos);
+  const auto a = compare_logits(all_int8.run(f.input), f.expected), b = compare_logits(kept.run(f.input), f.expected);
+  std::printf("onednn resnet18_64    O4 cosine=%.5f; with conv.2 and conv.4 in bf16 too cosine=%.5f\n", a.cosine, b.cosine);
+  CHECK(b.cosine >= visopt::testing::int8_tolerance_of(io::SafeTensors::open(fixture("resnet18_64.io.safetensors")).metadata()).min_cosine);
+  CHECK(b.relative_error != a.relative_error);  // something did change
+
+  // fc1 kept high: fc2 quantizes its bf16 output itself.
+  auto vit_kept = compile<O4, backend::OneDnn>(vit, {.max_batch = 32, .calibration = calibrate(vit, calibration_images(8, 64, 2)),
+                                                     .high_precision_layers = {"linear.3"}});
+  const IoFixture g = io_fixture("vit_ti16_64");
+  CHECK(compare_logits(vit_kept.run(g.input), g.expected).cosine >= 0.99);
+
+  CHECK_THROWS_WITH((compile<O4, backend::OneDnn>(resnet, {.image_size = 64, .calibration = resnet_calibration,
+                                                           .high_precision_layers = {"conv.20"}})),
+                    Catch::Contains("high_precision_layers names 'conv.20', which is no convolution (conv.0..conv.19)"));
 }
 
 TEST_CASE("onednn int8: a calibration is saved, loaded and carried by a saved plan; bad ones are errors", "[onednn][int8]") {

@@ -82,6 +82,7 @@ class Executor {
   struct Conv {
     ConvOp* op = nullptr;
     Quantization output{};
+    bool high = false;  // kept in the high-precision type (CompileOptions::high_precision_layers)
   };
   struct BatchNorm {
     BatchNormOp* op = nullptr;
@@ -89,6 +90,7 @@ class Executor {
   struct Linear {
     LinearOp* op = nullptr;
     Quantization output{}, attention{};  // attention: of the attention whose q, k and v it projects
+    bool high = false;                   // kept in the high-precision type (CompileOptions::high_precision_layers)
   };
   struct LayerNorm {
     LayerNormOp* op = nullptr;
@@ -146,6 +148,7 @@ class Executor {
               "CompileOptions::calibration: measure one with visopt::calibrate(model, images), or Calibration::load a "
               "saved one");
       calibration_ = *options.calibration;
+      high_precision_layers_ = options.high_precision_layers;
     }
     report.device = "cpu: " + cpu.isa_name + " (" + std::to_string(context_.threads()) + " threads)";
     report.compute_precision = dtype_ == DType::bf16 ? "bf16 (fp32 accumulation)" : "fp32";
@@ -165,8 +168,14 @@ class Executor {
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
     convs_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     held_.add(p.weight, p.bias);
-    const Quantization output = calibrated("conv", convs_owned_.size(), p.weight);
-    return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>)), output};
+    const std::size_t index = convs_owned_.size();
+    const Quantization output = calibrated("conv", index, p.weight);
+    // A convolution whose output goes negative (no ReLU: ResNet's downsampling shortcuts) stays in the
+    // high-precision type: as s8 it would carry a bit less into the residual stream, and these four decide
+    // whether ResNet-50 meets the int8 bound (docs/performance.md).
+    const bool asked = kept_high(visopt::detail::concat("conv.", index)), high = asked || (output.defined() && output.dtype == DType::s8);
+    conv_kept_why_.push_back(asked ? " (asked)" : high ? " (signed output: a shortcut)" : index == 0 ? " (reads the images)" : "");
+    return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>)), output, high};
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     held_.add(p.weight, p.bias, p.running_mean, p.running_var);
@@ -181,7 +190,8 @@ class Executor {
     // only for the qkv projections.
     const Quantization output = calibrated("linear", index, p.weight, true);
     const Quantization attention = calibrated("attention", index, Tensor(), true);
-    return {own(std::make_unique<LinearOp>(p, epilogue)), output, attention};
+    const bool high = kept_high(linear_names_.back());
+    return {own(std::make_unique<LinearOp>(p, epilogue)), output, attention, high};
   }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
     held_.add(p.weight, p.bias);
@@ -240,7 +250,12 @@ class Executor {
             " for a conv prepared ", op.epilogue().residual ? "with" : "without", " one");
     const Shape out = op.output_shape(x.shape());
     if constexpr (lowered.int8) {
-      if (x.quantization().defined()) return conv2d_int8(c, quantized(x), residual, out);
+      if (x.quantization().defined() && !c.high) return conv2d_int8(c, quantized(x), residual, out);
+      if (c.high && (is_quantized(x.dtype()) || (residual && is_quantized(residual->dtype())))) {
+        // Kept in high precision between int8 layers: its int8 input and shortcut are dequantized first.
+        const Tensor shortcut = residual ? dequantized(*residual) : Tensor();
+        return conv2d(c, dequantized(x), residual ? &shortcut : nullptr);
+      }
     }
     Tensor y = residual ? destination_from(*residual, out, x, "onednn::conv2d") : allocate(out, x.dtype());
     op.run(context_, plans_, x, y, describer());
@@ -306,8 +321,9 @@ class Executor {
     out[out.rank() - 1] = op.out_features();
     const std::int64_t m = x.numel() / k;
     if constexpr (lowered.int8) {
+      if (l.high && is_quantized(x.dtype())) return linear(l, dequantized(x), residual);  // kept high: fc2 after fc1
       // Token-wise linears only: the classifier reads pooled features [N, D] and stays in high precision.
-      if (x.rank() == 3 && x.quantization().defined()) {
+      if (x.rank() == 3 && x.quantization().defined() && !l.high) {
         const Tensor q = quantized(x);
         // Into the residual stream (high precision), or, without a residual (the MLP's hidden layer),
         // quantized for the int8 linear that reads it.
@@ -321,7 +337,7 @@ class Executor {
     }
     Tensor y = residual ? destination_from(*residual, out, x, "onednn::linear") : allocate(out, x.dtype());
     op.run(context_, plans_, x.view().reshaped({m, k}), y.view().reshaped({m, op.out_features()}));
-    return y;
+    return y.with_quantization(l.output);  // where an int8 linear reads it (fc2 after an fc1 kept high)
   }
 
   Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
@@ -345,7 +361,7 @@ class Executor {
             "] and a qkv projection to 3D with D divisible by ", heads, " heads");
     // Planes and scores are not images: dense whatever the level's image layout.
     Tensor planes = allocate({3, b, l, d}, x.dtype(), MemoryFormat::contiguous);
-    const Tensor source = lowered.int8 && x.quantization().defined() ? quantized(x) : x;
+    const Tensor source = lowered.int8 && x.quantization().defined() && !qkv.high ? quantized(x) : x;
     op.run_planes(context_, plans_, source.view().reshaped({b * l, k}), planes.view().reshaped({3, b * l, d}));
     Tensor scores = allocate({b, heads, l, l}, DType::f32, MemoryFormat::contiguous);
     Tensor probs = x.dtype() == DType::f32 ? scores : allocate({b, heads, l, l}, x.dtype(), MemoryFormat::contiguous);
@@ -404,7 +420,18 @@ class Executor {
       report.skipped("post_op_fusion", "fusion=" + std::string(P::fusion::name) +
                                            ": BatchNorm, adds and activations run as their own primitives");
     }
-    if constexpr (lowered.int8) report.applied("int8", int8_summary());
+    if constexpr (lowered.int8) {
+      for (const std::string& name : high_precision_layers_) {
+        const bool known = std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end() ||
+                           (name.rfind("conv.", 0) == 0 && name.size() > 5 &&
+                            name.find_first_not_of("0123456789", 5) == std::string::npos &&
+                            std::stoul(name.substr(5)) < convs_owned_.size());
+        require(known, report.model, ": CompileOptions::high_precision_layers names '", name, "', which is no convolution "
+                "(conv.0..conv.", convs_owned_.size() - (convs_owned_.empty() ? 0 : 1), ") or linear (linear.0..linear.",
+                linears_prepared_ - (linears_prepared_ ? 1 : 0), ") of this model");
+      }
+      report.applied("int8", int8_summary());
+    }
     const Context::Census& census = context_.census();
     if (census.weight_packs > 0) {
       report.applied("weights_prepacked",
@@ -510,6 +537,26 @@ class Executor {
     return y;
   }
 
+  /// x (s8/u8) as the high-precision type, by one reorder scaled by its step; a floating x as it is.
+  Tensor dequantized(const Tensor& x) {
+    if (!is_quantized(x.dtype())) return x;
+    Tensor y = allocate(x.shape(), dtype_, x.view().format()).with_quantization(x.quantization());
+    plans_
+        .step<Step>(&owners_.dequantize, QuantizeKey{Layout(x.view()), Layout(y.view()), x.quantization().step},
+                    [&] {
+                      ++quantize_steps_;
+                      return make_reorder(context_, x, describe_activation(x), y, describe_activation(y),
+                                          x.quantization().step);
+                    })
+        .run(context_, {x.data(), y.data()});
+    return y;
+  }
+
+  /// Whether CompileOptions::high_precision_layers names `name`.
+  bool kept_high(const std::string& name) const {
+    return std::find(high_precision_layers_.begin(), high_precision_layers_.end(), name) != high_precision_layers_.end();
+  }
+
   /// An int8 convolution of quantized x, written as s8/u8 in its calibrated step. A residual is
   /// quantized if it is not yet, and its buffer becomes the output: the sum post-op reads it there in
   /// its own step.
@@ -536,18 +583,19 @@ class Executor {
     auto keep = [&](const std::string& what) { kept += (kept.empty() ? "" : ", ") + what; };
     for (std::size_t i = 0; i < convs_owned_.size(); ++i) {
       if (convs_owned_[i]->ran_int8()) ++convs;
-      else keep(visopt::detail::concat("conv.", i, i == 0 ? " (reads the images)" : ""));
+      else keep(visopt::detail::concat("conv.", i, conv_kept_why_[i]));
     }
     for (std::size_t i = 0; i < linears_owned_.size(); ++i) {
       if (linears_owned_[i]->ran_int8()) ++linears;
-      else if (!linear_names_[i].empty()) keep(linear_names_[i] + " (the classifier: reads pooled features)");
+      else if (!linear_names_[i].empty())
+        keep(linear_names_[i] + (kept_high(linear_names_[i]) ? " (asked)" : " (the classifier: reads pooled features)"));
     }
     std::string s = visopt::detail::concat(convs, " of ", convs_owned_.size(), " convolutions and ", linears, " of ",
                                            linears_prepared_, " linears in int8 (s8 weights, one step per output "
                                            "channel; s8/u8 activations, one step per tensor, calibrated by ",
                                            calibration_.method, " on ", calibration_.images, " images; int32 "
-                                           "accumulation); ", quantize_steps_, " quantize reorder(s) at the int8 "
-                                           "boundaries; in ", dtype_name(dtype_), ": ");
+                                           "accumulation); ", quantize_steps_, " (de)quantize reorder(s) at the "
+                                           "int8 boundaries; in ", dtype_name(dtype_), ": ");
     const bool transformer = std::find(linear_names_.begin(), linear_names_.end(), "") != linear_names_.end();
     if (transformer) {
       keep("the patch embedding");
@@ -627,12 +675,14 @@ class Executor {
   AttentionOp attention_;
   runtime::BatchPlans<> plans_;  // one per input shape: every primitive its forward runs, in order
   struct {
-    char reorder, quantize, add, pool, activation[3];  // by nn::Activation
+    char reorder, quantize, dequantize, add, pool, activation[3];  // by nn::Activation
   } owners_{};                                 // the owners of the executor's own steps (addresses only)
   int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
   nn::HeldFp32Parameters held_;  // what the ops keep in fp32
   runtime::Calibration calibration_;  // int8 levels: the activation ranges compile() was given
   int quantize_steps_ = 0;
+  std::vector<std::string> high_precision_layers_;  // CompileOptions::high_precision_layers
+  std::vector<std::string> conv_kept_why_;          // by convs_owned_: why it stays in high precision, if it does
   std::size_t linears_prepared_ = 0;
   std::vector<std::string> linear_names_;  // by linears_owned_: "linear.<i>" in calibration's numbering, "" for the patch embedding
 };
