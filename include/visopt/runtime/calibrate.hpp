@@ -96,7 +96,7 @@ class CalibratingExecutor : public Base {
 
  private:
   std::size_t name(const char* kind, std::size_t index, const Tensor& weight) {
-    names_.emplace_back(visopt::detail::concat(kind, ".", index), weight.defined() ? weight.shape().to_string() : std::string());
+    names_.emplace_back(Calibration::tensor_name(kind, index), Calibration::weight_shape(weight));
     observers_.emplace_back();
     return names_.size() - 1;
   }

@@ -32,7 +32,8 @@ runtime::Report start_report(const std::string& model, std::int64_t parameters, 
     require(batch >= 1 && batch <= options.max_batch, model, ": CompileOptions::warmup_batches holds ", batch,
             ", must be within 1..max_batch (", options.max_batch, ")");
   require(*options.device >= 0, model, ": CompileOptions::device is ", *options.device, ", must be >= 0");
-  if (!options.calibration && !options.plan.empty()) {  // a saved int8 plan carries its calibration
+  // A saved int8 plan carries its calibration (only quantized levels read it: apply_saved_plan reads the rest).
+  if (precision::is_quantized_v<typename Level::precision> && !options.calibration && !options.plan.empty()) {
     try {
       const runtime::SavedPlan plan = runtime::SavedPlan::read(options.plan);
       if (!plan.calibration.is_null()) {

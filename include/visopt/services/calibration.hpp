@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -144,6 +145,16 @@ struct Calibration {
       return non_negative ? Quantization{clip / 255.0f, DType::u8} : Quantization{clip / 127.0f, DType::s8};
     }
   };
+
+  /// "conv.12": the name of what the index-th operation of `kind` (in prepare order) writes.
+  static std::string tensor_name(std::string_view kind, std::size_t index) {
+    std::string name(kind);
+    name += '.';
+    name += std::to_string(index);
+    return name;
+  }
+  /// "[256,64,1,1]" for a weight, "" for none (attention): what a range is checked against.
+  static std::string weight_shape(const Tensor& weight) { return weight.defined() ? weight.shape().to_string() : std::string(); }
 
   std::string model;     // the model it was measured on ("resnet50")
   std::string method;    // "max" or "percentile 99.99"

@@ -11,9 +11,7 @@
 
 #include <chrono>
 #include <cstring>
-#include <optional>
 #include <string>
-#include <vector>
 #include <unordered_map>
 
 #include "../../nn/epilogue.hpp"
@@ -70,7 +68,7 @@ class ConvOp {
   }
 
   /// Whether a primitive made so far reads s8/u8 input (for the report).
-  bool ran_int8() const { return int8_.has_value(); }
+  bool ran_int8() const { return int8_.made(); }
 
   const PackedWeights& packed() const { return packed_; }
 
@@ -86,21 +84,13 @@ class ConvOp {
     const dnnl::memory::dims weight_dims =
         g.groups == 1 ? dnnl::memory::dims{k, c, r, s} : dnnl::memory::dims{g.groups, k / g.groups, c, r, s};
     const bool int8 = is_quantized(x.dtype());
-    const float y_step = is_quantized(y.dtype()) ? y.quantization().step : 0.0f;
-    require(!int8 || (x.quantization().defined() && (y_step > 0.0f || !is_quantized(y.dtype()))), "onednn::", what,
-            ": an int8 convolution needs the steps of its quantized input and output");
-    if (int8 && !int8_) int8_ = ChannelQuantizedWeights::of(weight_);
-    const Int8Epilogue scaled =
-        int8 ? Int8Epilogue::of(*int8_, bias_, 0, k, x.quantization().step, y_step) : Int8Epilogue{};
+    const float y_step = int8_.output_step(weight_, x, y, what);
+    const Int8Epilogue scaled = int8 ? int8_.epilogue(bias_, 0, k, x.quantization().step, y_step) : Int8Epilogue{};
     const dnnl::memory::desc weight_source(weight_dims, int8 ? dnnl_dt::s8 : dnnl_dt::f32,
                                            g.groups == 1 ? dnnl::memory::format_tag::oihw : dnnl::memory::format_tag::goihw);
     const dnnl::memory::desc weight_any(weight_dims, int8 ? dnnl_dt::s8 : to_dnnl(x.dtype()), dnnl::memory::format_tag::any);
     const dnnl::memory::desc bias = bias_.defined() ? describe(bias_) : dnnl::memory::desc();
-    const void* bias_data = bias_.defined() ? bias_.data() : nullptr;
-    if (int8 && bias_.defined()) {
-      int8_biases_.push_back(scaled.bias);  // the Step binds it: kept as long as the op
-      bias_data = scaled.bias.data();
-    }
+    const void* bias_data = !bias_.defined() ? nullptr : int8 ? scaled.bias.data() : bias_.data();
     // PyTorch pads symmetrically and floors; oneDNN wants the right padding that yields the same output
     // size, which is smaller than the left one when the last window does not reach the edge.
     auto right_padding = [](std::int64_t in, std::int64_t outs, std::int64_t kernel, int stride, int dilation, int left) {
@@ -142,7 +132,7 @@ class ConvOp {
       }
     }
     const dnnl::memory weights =
-        packed_.get(context, weight_source, int8 ? int8_->values.data() : weight_.data(), pd.weights_desc(), what);
+        packed_.get(context, weight_source, int8 ? int8_.weights().values.data() : weight_.data(), pd.weights_desc(), what);
     const auto args = weighted_arguments(context, src, weights, bias, bias_data, dst, what);
     return Step(context, pd, args, what);
   }
@@ -175,8 +165,7 @@ class ConvOp {
   nn::ConvEpilogue epilogue_;
   bool measured_ = false;
   PackedWeights packed_;
-  std::optional<ChannelQuantizedWeights> int8_;  // made at the first int8 primitive
-  std::vector<Tensor> int8_biases_;              // accumulator-domain biases the int8 Steps bind
+  Int8Weights int8_;
 };
 
 }  // namespace visopt::backend::onednn

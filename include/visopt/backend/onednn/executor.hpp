@@ -173,7 +173,8 @@ class Executor {
     // A convolution whose output goes negative (no ReLU: ResNet's downsampling shortcuts) stays in the
     // high-precision type: as s8 it would carry a bit less into the residual stream, and these four decide
     // whether ResNet-50 meets the int8 bound (docs/performance.md).
-    const bool asked = kept_high(visopt::detail::concat("conv.", index)), high = asked || (output.defined() && output.dtype == DType::s8);
+    const bool asked = kept_high(runtime::Calibration::tensor_name("conv", index));
+    const bool high = asked || (output.defined() && output.dtype == DType::s8);
     conv_kept_why_.push_back(asked ? " (asked)" : high ? " (signed output: a shortcut)" : index == 0 ? " (reads the images)" : "");
     return {own(std::make_unique<ConvOp>(p, epilogue, std::is_same_v<typename P::tuning, tuning::measured>)), output, high};
   }
@@ -184,8 +185,8 @@ class Executor {
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
     linears_fused_ += count_epilogue(epilogue.residual, epilogue.activation);
     held_.add(p.weight, p.bias);
-    const std::size_t index = linears_prepared_++;  // numbered as calibrate() numbers them: prepare_linear's calls
-    linear_names_.push_back(visopt::detail::concat("linear.", index));
+    const std::size_t index = linears_prepared();  // numbered as calibrate() numbers them: prepare_linear's calls
+    linear_names_.push_back(runtime::Calibration::tensor_name("linear", index));
     // Only the linears that write to int8 layers have a range (the MLP's hidden layer); attention
     // only for the qkv projections.
     const Quantization output = calibrated("linear", index, p.weight, true);
@@ -422,13 +423,11 @@ class Executor {
     }
     if constexpr (lowered.int8) {
       for (const std::string& name : high_precision_layers_) {
-        const bool known = std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end() ||
-                           (name.rfind("conv.", 0) == 0 && name.size() > 5 &&
-                            name.find_first_not_of("0123456789", 5) == std::string::npos &&
-                            std::stoul(name.substr(5)) < convs_owned_.size());
+        bool known = std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end();
+        for (std::size_t i = 0; i < convs_owned_.size() && !known; ++i) known = name == runtime::Calibration::tensor_name("conv", i);
         require(known, report.model, ": CompileOptions::high_precision_layers names '", name, "', which is no convolution "
                 "(conv.0..conv.", convs_owned_.size() - (convs_owned_.empty() ? 0 : 1), ") or linear (linear.0..linear.",
-                linears_prepared_ - (linears_prepared_ ? 1 : 0), ") of this model");
+                linears_prepared() - (linears_prepared() ? 1 : 0), ") of this model");
       }
       report.applied("int8", int8_summary());
     }
@@ -500,10 +499,10 @@ class Executor {
     int kernel, stride, padding;
     friend bool operator==(const PoolKey&, const PoolKey&) = default;
   };
-  struct QuantizeKey {
+  struct RescaleKey {
     Layout x, y;
-    float step;
-    friend bool operator==(const QuantizeKey&, const QuantizeKey&) = default;
+    float scale;
+    friend bool operator==(const RescaleKey&, const RescaleKey&) = default;
   };
 
   /// The calibrated type and step of what operation `kind`.`index` writes (int8 levels; none otherwise).
@@ -512,8 +511,8 @@ class Executor {
     if constexpr (!lowered.int8) {
       return {};
     } else {
-      const std::string tensor = visopt::detail::concat(kind, ".", index);
-      const std::string shape = weight.defined() ? weight.shape().to_string() : std::string();
+      const std::string tensor = runtime::Calibration::tensor_name(kind, index);
+      const std::string shape = runtime::Calibration::weight_shape(weight);
       const runtime::Calibration::Range* range =
           optional ? calibration_.find_if(tensor, shape) : &calibration_.find(tensor, shape);
       return range ? range->quantization() : Quantization{};
@@ -526,30 +525,31 @@ class Executor {
   Tensor quantized(const Tensor& x) {
     if (is_quantized(x.dtype())) return x;
     const Quantization& q = x.quantization();
-    Tensor y = allocate(x.shape(), q.dtype, x.view().format()).as_quantized(q);
-    plans_
-        .step<Step>(&owners_.quantize, QuantizeKey{Layout(x.view()), Layout(y.view()), q.step},
-                    [&] {
-                      ++quantize_steps_;
-                      return make_reorder(context_, x, describe_activation(x), y, describe_activation(y), 1.0f / q.step);
-                    })
-        .run(context_, {x.data(), y.data()});
-    return y;
+    return rescaled(x, allocate(x.shape(), q.dtype, x.view().format()).as_quantized(q), 1.0f / q.step);
   }
 
   /// x (s8/u8) as the high-precision type, by one reorder scaled by its step; a floating x as it is.
   Tensor dequantized(const Tensor& x) {
     if (!is_quantized(x.dtype())) return x;
-    Tensor y = allocate(x.shape(), dtype_, x.view().format()).with_quantization(x.quantization());
+    const Quantization& q = x.quantization();
+    return rescaled(x, allocate(x.shape(), dtype_, x.view().format()).with_quantization(q), q.step);
+  }
+
+  /// y = x · scale converted to y's type: the one reorder that (de)quantizes at the int8 boundaries.
+  Tensor rescaled(const Tensor& x, Tensor y, float scale) {
     plans_
-        .step<Step>(&owners_.dequantize, QuantizeKey{Layout(x.view()), Layout(y.view()), x.quantization().step},
+        .step<Step>(&owners_.rescale, RescaleKey{Layout(x.view()), Layout(y.view()), scale},
                     [&] {
-                      ++quantize_steps_;
-                      return make_reorder(context_, x, describe_activation(x), y, describe_activation(y),
-                                          x.quantization().step);
+                      ++rescale_steps_;
+                      return make_reorder(context_, x, describe_activation(x), y, describe_activation(y), scale);
                     })
         .run(context_, {x.data(), y.data()});
     return y;
+  }
+
+  /// How many linears prepare_linear made (linear_names_ less the patch embedding's empty entry).
+  std::size_t linears_prepared() const {
+    return static_cast<std::size_t>(std::count_if(linear_names_.begin(), linear_names_.end(), [](const auto& n) { return !n.empty(); }));
   }
 
   /// Whether CompileOptions::high_precision_layers names `name`.
@@ -591,10 +591,10 @@ class Executor {
         keep(linear_names_[i] + (kept_high(linear_names_[i]) ? " (asked)" : " (the classifier: reads pooled features)"));
     }
     std::string s = visopt::detail::concat(convs, " of ", convs_owned_.size(), " convolutions and ", linears, " of ",
-                                           linears_prepared_, " linears in int8 (s8 weights, one step per output "
+                                           linears_prepared(), " linears in int8 (s8 weights, one step per output "
                                            "channel; s8/u8 activations, one step per tensor, calibrated by ",
                                            calibration_.method, " on ", calibration_.images, " images; int32 "
-                                           "accumulation); ", quantize_steps_, " (de)quantize reorder(s) at the "
+                                           "accumulation); ", rescale_steps_, " (de)quantize reorder(s) at the "
                                            "int8 boundaries; in ", dtype_name(dtype_), ": ");
     const bool transformer = std::find(linear_names_.begin(), linear_names_.end(), "") != linear_names_.end();
     if (transformer) {
@@ -675,15 +675,14 @@ class Executor {
   AttentionOp attention_;
   runtime::BatchPlans<> plans_;  // one per input shape: every primitive its forward runs, in order
   struct {
-    char reorder, quantize, dequantize, add, pool, activation[3];  // by nn::Activation
+    char reorder, rescale, add, pool, activation[3];  // by nn::Activation
   } owners_{};                                 // the owners of the executor's own steps (addresses only)
   int convs_fused_ = 0, linears_fused_ = 0, residual_sums_ = 0, activations_fused_ = 0;
   nn::HeldFp32Parameters held_;  // what the ops keep in fp32
   runtime::Calibration calibration_;  // int8 levels: the activation ranges compile() was given
-  int quantize_steps_ = 0;
+  int rescale_steps_ = 0;  // (de)quantize reorders made
   std::vector<std::string> high_precision_layers_;  // CompileOptions::high_precision_layers
   std::vector<std::string> conv_kept_why_;          // by convs_owned_: why it stays in high precision, if it does
-  std::size_t linears_prepared_ = 0;
   std::vector<std::string> linear_names_;  // by linears_owned_: "linear.<i>" in calibration's numbering, "" for the patch embedding
 };
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,37 @@ struct Int8Epilogue {
     }
     return e;
   }
+};
+
+/// What an operation with weights (convolution, linear) keeps for its int8 primitives: its weight
+/// quantized at the first one, and the accumulator-domain biases their Steps bind, alive as long as it.
+class Int8Weights {
+ public:
+  /// The step of y (0: a floating output) for a primitive reading x: when x is s8/u8, checks that x and
+  /// a quantized y carry their steps and quantizes `weight` the first time.
+  float output_step(const Tensor& weight, const TensorView& x, const TensorView& y, const std::string& what) {
+    const float y_step = is_quantized(y.dtype()) ? y.quantization().step : 0.0f;
+    if (!is_quantized(x.dtype())) return y_step;
+    require(x.quantization().defined() && (y_step > 0.0f || !is_quantized(y.dtype())), "onednn::", what,
+            ": an int8 primitive needs the steps of its quantized input and output");
+    if (!weights_) weights_ = ChannelQuantizedWeights::of(weight);
+    return y_step;
+  }
+
+  /// Whether a primitive made so far reads s8/u8 input (for the report).
+  bool made() const { return weights_.has_value(); }
+  const ChannelQuantizedWeights& weights() const { return *weights_; }
+
+  /// Int8Epilogue::of on the quantized weight; its bias stays alive here for the Step that binds it.
+  Int8Epilogue epilogue(const Tensor& bias, std::int64_t first, std::int64_t count, float x_step, float y_step) {
+    Int8Epilogue e = Int8Epilogue::of(*weights_, bias, first, count, x_step, y_step);
+    if (e.bias.defined()) biases_.push_back(e.bias);
+    return e;
+  }
+
+ private:
+  std::optional<ChannelQuantizedWeights> weights_;
+  std::vector<Tensor> biases_;
 };
 
 }  // namespace visopt::backend::onednn

@@ -6,7 +6,6 @@
 // An s8/u8 input makes it an int8 matmul (int8.hpp): weights quantized per output feature once; the
 // output floating, or s8/u8 in its calibrated step.
 
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +31,7 @@ class LinearOp {
   std::int64_t out_features() const { return weight_.dim(0); }
   const nn::LinearEpilogue& epilogue() const { return epilogue_; }
   /// Whether a primitive made so far reads s8/u8 input (for the report).
-  bool ran_int8() const { return int8_.has_value(); }
+  bool ran_int8() const { return int8_.made(); }
 
   /// y = act(x·wᵀ + b) [+ y]: x [M,K] and y [M,N] dense; with a residual epilogue y holds it on entry.
   void run(Context& context, runtime::BatchPlans<>& plans, const TensorView& x, const TensorView& y) {
@@ -76,10 +75,7 @@ class LinearOp {
                 (y.dtype() == x.dtype() || int8),
             "onednn::", what, ": expected dense input [M,", k, "] and output ", out, ", got output ", y.shape(), " ",
             dtype_name(y.dtype()));
-    const float y_step = is_quantized(y.dtype()) ? y.quantization().step : 0.0f;
-    require(!int8 || (x.quantization().defined() && (y_step > 0.0f || !is_quantized(y.dtype()))), "onednn::", what,
-            ": an int8 matmul needs the steps of its quantized input and output");
-    if (int8 && !int8_) int8_ = ChannelQuantizedWeights::of(weight_);
+    const float y_step = int8_.output_step(weight_, x, y, what);
     // torch keeps the weight as [N,K] row-major, which is the matmul's B [K,N] with strides {1,K}; a
     // plane's B starts n rows further down.
     const dnnl::memory::desc weight_source({k, n}, int8 ? dnnl_dt::s8 : dnnl_dt::f32, dnnl::memory::dims{1, k});
@@ -103,7 +99,7 @@ class LinearOp {
       // int8: each plane has its own output scales (the steps of its weight rows) and scaled bias.
       const float scaled_step = epilogue_.activation == nn::Activation::none ? y_step : 0.0f;  // else the linear post-op
       const Int8Epilogue scaled =
-          int8 ? Int8Epilogue::of(*int8_, bias_, g * n, n, x.quantization().step, scaled_step) : Int8Epilogue{};
+          int8 ? int8_.epilogue(bias_, g * n, n, x.quantization().step, scaled_step) : Int8Epilogue{};
       dnnl::primitive_attr attr = context.attributes();
       if (int8) VISOPT_DNNL(attr.set_output_scales(1 << 1, scaled.output_scales), what, ": per-feature output scales");
       VISOPT_DNNL(attr.set_post_ops(ops), what, ": setting post-ops");
@@ -111,11 +107,10 @@ class LinearOp {
                                                                context.engine()),
                                   what, ": src ", to_string(src), ", dst ", to_string(dst), ", epilogue activation=",
                                   nn::activation_name(epilogue_.activation), " residual=", epilogue_.residual);
-      const void* rows = int8 ? static_cast<const void*>(int8_->values.data_as<std::int8_t>() + g * n * k)
+      const void* rows = int8 ? static_cast<const void*>(int8_.weights().values.data_as<std::int8_t>() + g * n * k)
                               : static_cast<const void*>(weight_.data_as<float>() + g * n * k);
       const dnnl::memory weights = packed_.get(context, weight_source, rows, pd.weights_desc(), what);
       const float* b = !bias_.defined() ? nullptr : int8 ? scaled.bias.data_as<float>() : bias_.data_as<float>() + g * n;
-      if (int8 && bias_.defined()) int8_biases_.push_back(scaled.bias);  // the Step binds it: kept as long as the op
       plan.planes.emplace_back(context, pd, weighted_arguments(context, src, weights, bias, b, dst, what), what);
     }
     return plan;
@@ -124,8 +119,7 @@ class LinearOp {
   Tensor weight_, bias_;
   nn::LinearEpilogue epilogue_;
   PackedWeights packed_;
-  std::optional<ChannelQuantizedWeights> int8_;  // made at the first int8 primitive
-  std::vector<Tensor> int8_biases_;              // accumulator-domain biases the int8 Steps bind
+  Int8Weights int8_;
 };
 
 }  // namespace visopt::backend::onednn
