@@ -154,3 +154,50 @@ TEST_CASE("a custom bundle runs on the reference backend and the report names it
   CHECK(engine.report().level == "custom");
   CHECK(engine.report().json()["policy"] == "precision=fp32 layout=nchw fusion=fold_bn execution=eager tuning=heuristic");
 }
+
+TEST_CASE("8-bit types: s8, u8 and e4m3 are quantized, one byte, and convert only with their step", "[dtype]") {
+  for (const DType t : {DType::s8, DType::u8, DType::e4m3}) {
+    CHECK(is_quantized(t));
+    CHECK(dtype_size(t) == 1);
+  }
+  CHECK(dtype_name(DType::e4m3) == "e4m3");
+  CHECK_FALSE(is_quantized(DType::f16));
+  const float one = 1.0f;
+  std::uint8_t byte = 0;
+  CHECK_THROWS_WITH(convert_elements(&one, DType::f32, &byte, DType::e4m3, 1), Catch::Contains("only with their scale"));
+}
+
+TEST_CASE("a calibration range gives int8 steps from its clip and the FP8 step from its largest value", "[dtype][calibration]") {
+  const runtime::Calibration::Range relu{"conv.3", "[64,64,3,3]", 2.55f, true, 4.48f};
+  CHECK(relu.quantization().dtype == DType::u8);
+  CHECK(relu.quantization().step == Approx(0.01f));
+  CHECK(relu.fp8().dtype == DType::e4m3);
+  CHECK(relu.fp8().step == Approx(0.01f));  // 4.48 / 448: the maximum, not the clip
+  const runtime::Calibration::Range older{"linear.0", "[10,4]", 4.48f, false};  // saved before amax was kept
+  CHECK(older.fp8().step == Approx(0.01f));
+  // The JSON keeps amax; a file without it (format 1 as first written) still loads, a bad one is an error.
+  runtime::Calibration c;
+  c.model = "m";
+  c.method = "max";
+  c.images = 1;
+  c.ranges = {relu};
+  nlohmann::json j = c.json();
+  CHECK(runtime::Calibration::from_json(j, "test").ranges[0].amax == 4.48f);
+  j["ranges"][0].erase("amax");
+  CHECK(runtime::Calibration::from_json(j, "test").ranges[0].fp8().step == Approx(2.55f / 448));
+  j["ranges"][0]["amax"] = -1.0;
+  CHECK_THROWS_WITH(runtime::Calibration::from_json(j, "test"), Catch::Contains("conv.3 has amax -1"));
+}
+
+TEST_CASE("calibrate() records each tensor's largest value next to its clip", "[calibration]") {
+  const auto model = models::resnet18(models::RandomWeights{4});
+  Tensor images = Tensor::empty({2, 3, 32, 32});
+  for (std::int64_t i = 0; i < images.numel(); ++i) images.data_as<float>()[i] = std::sin(0.37f * static_cast<float>(i));
+  const runtime::Calibration c = calibrate<backend::Reference>(model, images, {.method = runtime::CalibrationMethod::percentile, .percentile = 99.0});
+  REQUIRE(c.ranges.size() == 21);  // 20 convolutions and the classifier
+  for (const auto& r : c.ranges) {
+    INFO(r.tensor << " clip " << r.clip << " amax " << r.amax);
+    CHECK(r.amax >= r.clip);
+    CHECK(r.amax > 0.0f);
+  }
+}

@@ -163,10 +163,10 @@ TEST_CASE("level and backend names: one dispatch, VISOPT_LEVEL/VISOPT_BACKEND as
   VISOPT_REQUIRE_ERROR(with_level_and_backend("O2", "reference", [](auto, auto) { return 0; }),
                        "backend 'reference' cannot run level O2");
   VISOPT_REQUIRE_ERROR(with_level_and_backend("O4", "reference", [](auto, auto) { return 0; }),
-                       "calibrated int8 (precision::int8, precision::quantized, O4) runs on backend::OneDnn");
+                       "precision::quantized, O4) runs on backend::OneDnn (int8) or backend::Cuda (fp8)");
 }
 
-TEST_CASE("the int8 rules: O4 on oneDNN only, with fused epilogues; not yet on the GPU", "[environment]") {
+TEST_CASE("the 8-bit rules: int8 on oneDNN, FP8 on the GPU, both with fused epilogues; none on the reference", "[environment]") {
   // The rules hold in every build (the tags exist without their libraries); compile() static_asserts them.
   STATIC_REQUIRE(backend::OneDnn::can_implement<O4>().ok);
   STATIC_REQUIRE(backend::OneDnn::lower<O4>().int8);
@@ -174,8 +174,18 @@ TEST_CASE("the int8 rules: O4 on oneDNN only, with fused epilogues; not yet on t
   STATIC_REQUIRE(!backend::OneDnn::can_implement<O4::with<fusion::none>>().ok);
   CHECK(std::string(backend::OneDnn::can_implement<O4::with<fusion::fold_bn>>().reason).find("needs fusion::epilogue") !=
         std::string::npos);
-  STATIC_REQUIRE(!backend::Cuda::can_implement<O4>().ok);
-  CHECK(std::string(backend::Cuda::can_implement<O1::with<precision::int8>>().reason).find("does not run on backend::Cuda yet") !=
+  STATIC_REQUIRE(!backend::OneDnn::can_implement<O3::with<precision::fp8>>().ok);
+  CHECK(std::string(backend::OneDnn::can_implement<O3::with<precision::fp8>>().reason).find("has no FP8") != std::string::npos);
+  // The GPU's quantized format is FP8: O4 lowers to e4m3 linears with fp16 elsewhere.
+  STATIC_REQUIRE(backend::Cuda::can_implement<O4>().ok);
+  STATIC_REQUIRE(backend::Cuda::can_implement<O3::with<precision::fp8>>().ok);
+  STATIC_REQUIRE(backend::Cuda::lower<O4>().fp8);
+  STATIC_REQUIRE(!backend::Cuda::lower<O4>().int8);
+  STATIC_REQUIRE(backend::Cuda::lower<O4>().dtype == DType::f16);
+  STATIC_REQUIRE(!backend::Cuda::lower<O3>().fp8);
+  CHECK(std::string(backend::Cuda::can_implement<O3::with<precision::int8>>().reason).find("FP8 (e4m3), not int8") !=
+        std::string::npos);
+  CHECK(std::string(backend::Cuda::can_implement<O4::with<fusion::fold_bn>>().reason).find("needs fusion::epilogue") !=
         std::string::npos);
   STATIC_REQUIRE(!backend::Reference::can_implement<O1::with<precision::int8>>().ok);
 }

@@ -34,6 +34,7 @@ struct Lowering {
   bool captures = false;       // the whole forward captured once per batch size and replayed (CUDA Graphs)
   bool int8 = false;           // calibrated int8 convolutions and token-wise linears; `dtype` is then what the
                                // layers kept in higher precision run in
+  bool fp8 = false;            // calibrated FP8 (e4m3) token-wise linears, `dtype` elsewhere (GPU)
 };
 
 /// can_implement's answer: whether a backend runs a policy bundle, and if not, why and what to use.
@@ -56,8 +57,8 @@ struct Reference : backend_tag {
   template <PolicyBundle P, bool Diagnose = false>
   static constexpr Verdict can_implement() {
     VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision>,
-                        "visopt: the reference backend computes in fp32 only; calibrated int8 (precision::int8, "
-                        "precision::quantized, O4) runs on backend::OneDnn");
+                        "visopt: the reference backend computes in fp32 only; calibrated 8-bit precision (precision::int8, "
+                        "precision::fp8, precision::quantized, O4) runs on backend::OneDnn (int8) or backend::Cuda (fp8)");
     VISOPT_BACKEND_RULE(!precision::is_reduced_v<typename P::precision>,
                         "visopt: the reference backend computes in fp32 only; use backend::OneDnn or backend::Cuda for "
                         "half precision, or precision::fp32 (O0/O1)");
@@ -86,10 +87,13 @@ struct OneDnn : backend_tag {
 #else
   static constexpr bool available = false;
 #endif
-  /// Every bundle but int8 without fused epilogues: what the CPU lacks (bf16, any fp16) falls back to fp32
-  /// at run time, and the report says so (CompileOptions::strict turns that into an error).
+  /// Every bundle but FP8, and int8 without fused epilogues: what the CPU lacks (bf16, any fp16) falls back
+  /// to fp32 at run time, and the report says so (CompileOptions::strict turns that into an error).
   template <PolicyBundle P, bool Diagnose = false>
   static constexpr Verdict can_implement() {
+    VISOPT_BACKEND_RULE((!std::is_same_v<typename P::precision, precision::fp8>),
+                        "visopt: backend::OneDnn has no FP8 (oneDNN 2.x); use precision::int8 or precision::quantized "
+                        "(O4) on the CPU, or backend::Cuda for fp8");
     VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision> || P::fusion::fuses_epilogue,
                         "visopt: calibrated int8 on backend::OneDnn needs fusion::epilogue: BatchNorm folded and each "
                         "convolution's residual add and ReLU applied before its output is quantized");
@@ -122,21 +126,26 @@ struct Cuda : backend_tag {
 #endif
   template <PolicyBundle P, bool Diagnose = false>
   static constexpr Verdict can_implement() {
-    VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision>,
-                        "visopt: calibrated 8-bit precision (precision::int8, precision::quantized, O4) does not run on "
-                        "backend::Cuda yet: use O3 (fp16) on the GPU, or backend::OneDnn for int8");
+    VISOPT_BACKEND_RULE((!std::is_same_v<typename P::precision, precision::int8>),
+                        "visopt: backend::Cuda quantizes to FP8 (e4m3), not int8: use precision::fp8 or "
+                        "precision::quantized (O4) on the GPU, or backend::OneDnn for int8");
+    VISOPT_BACKEND_RULE(!precision::is_quantized_v<typename P::precision> || P::fusion::fuses_epilogue,
+                        "visopt: FP8 on backend::Cuda needs fusion::epilogue: each linear's bias, GELU and residual add "
+                        "are applied in its FP8 matmul's epilogue");
     return {};
   }
-  /// fp16 for fp16 and half, bf16 for bf16; TF32 tensor cores unless precision::fp32; a CUDA Graph per
-  /// batch size with a static plan.
+  /// fp16 for fp16, half and the layers FP8 keeps in higher precision, bf16 for bf16; TF32 tensor cores
+  /// unless precision::fp32; a CUDA Graph per batch size with a static plan.
   template <PolicyBundle P>
   static constexpr Lowering lower() {
     using precision_t = typename P::precision;
-    const DType dtype = std::is_same_v<precision_t, precision::fp16> || std::is_same_v<precision_t, precision::half> ? DType::f16
-                        : std::is_same_v<precision_t, precision::bf16>                                              ? DType::bf16
-                                                                                                                    : DType::f32;
+    const bool fp8 = precision::is_quantized_v<precision_t>;
+    const DType dtype =
+        std::is_same_v<precision_t, precision::fp16> || std::is_same_v<precision_t, precision::half> || fp8 ? DType::f16
+        : std::is_same_v<precision_t, precision::bf16>                                                     ? DType::bf16
+                                                                                                           : DType::f32;
     return {dtype, std::is_same_v<typename P::layout, layout::nhwc>, !std::is_same_v<precision_t, precision::fp32>,
-            P::execution::static_plan, P::execution::static_plan};
+            P::execution::static_plan, P::execution::static_plan, false, fp8};
   }
   /// The head size visopt's attention kernels are written for (backend/cuda/kernels/attention.cuh).
   static constexpr int attention_head_dim = 64;

@@ -1,5 +1,6 @@
 #pragma once
-// Element types visopt computes in (fp32, fp16, bf16; s8 and u8 for quantized activations and weights)
+// Element types visopt computes in (fp32, fp16, bf16; s8 and u8 for int8-quantized activations and
+// weights, e4m3 (FP8, 4 exponent and 3 mantissa bits, finite range +-448) for the GPU's quantized ones)
 // and exact round-to-nearest-even conversions between the floating ones, so that weights converted on
 // the host match what the GPU and oneDNN would produce. Quantized values need their scale to mean
 // anything, so they convert only through quantize()/dequantize(), never through convert_elements.
@@ -13,7 +14,7 @@
 
 namespace visopt {
 
-enum class DType : std::uint8_t { f32, f16, bf16, s8, u8 };
+enum class DType : std::uint8_t { f32, f16, bf16, s8, u8, e4m3 };
 
 /// IEEE 754 binary16, stored as its bit pattern.
 struct half {
@@ -25,10 +26,10 @@ struct bfloat16 {
   std::uint16_t bits = 0;
 };
 
-constexpr std::size_t dtype_size(DType t) { return t == DType::f32 ? 4 : t == DType::s8 || t == DType::u8 ? 1 : 2; }
+constexpr std::size_t dtype_size(DType t) { return t == DType::f32 ? 4 : t == DType::f16 || t == DType::bf16 ? 2 : 1; }
 
-/// s8 or u8: a quantized type, whose values mean value·scale (TensorView::quant_scale).
-constexpr bool is_quantized(DType t) { return t == DType::s8 || t == DType::u8; }
+/// s8, u8 or e4m3: a quantized type, whose values mean value·step (TensorView::quantization).
+constexpr bool is_quantized(DType t) { return t == DType::s8 || t == DType::u8 || t == DType::e4m3; }
 
 constexpr std::string_view dtype_name(DType t) {
   switch (t) {
@@ -37,6 +38,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::bf16: return "bf16";
     case DType::s8: return "s8";
     case DType::u8: return "u8";
+    case DType::e4m3: return "e4m3";
   }
   return "?";
 }
@@ -132,7 +134,8 @@ inline void convert_elements(const void* source, DType source_type, void* destin
       case DType::f16: return to_float(static_cast<const half*>(source)[i]);
       case DType::bf16: return to_float(static_cast<const bfloat16*>(source)[i]);
       case DType::s8:
-      case DType::u8: break;
+      case DType::u8:
+      case DType::e4m3: break;
     }
     return 0.0f;
   };
@@ -143,7 +146,8 @@ inline void convert_elements(const void* source, DType source_type, void* destin
       case DType::f16: static_cast<half*>(destination)[i] = to_half(v); break;
       case DType::bf16: static_cast<bfloat16*>(destination)[i] = to_bfloat16(v); break;
       case DType::s8:
-      case DType::u8: break;
+      case DType::u8:
+      case DType::e4m3: break;
     }
   }
 }

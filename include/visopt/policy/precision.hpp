@@ -20,10 +20,15 @@ struct half : precision_tag { static constexpr std::string_view name = "half"; }
 /// per tensor, from visopt::calibrate), int32 accumulation. The first convolution, the classifier,
 /// LayerNorm, softmax and attention stay in the device's 16-bit format (fp32 without one).
 struct int8 : precision_tag { static constexpr std::string_view name = "int8"; };
-/// The device's calibrated 8-bit format: int8 on a CPU (oneDNN, VNNI/AMX). GPUs (FP8) do not run it yet.
+/// Calibrated FP8 (e4m3) on a GPU with FP8 tensor cores (sm_89 and later): e4m3 weights (one scale per
+/// tensor) and activations (a scale per tensor, from visopt::calibrate), fp32 accumulation, in the
+/// token-wise linears; the rest as precision::fp16.
+struct fp8 : precision_tag { static constexpr std::string_view name = "fp8"; };
+/// The device's calibrated 8-bit format: int8 on a CPU (oneDNN, VNNI/AMX), FP8 on a GPU.
 struct quantized : precision_tag { static constexpr std::string_view name = "quantized"; };
 
-template <class T> inline constexpr bool is_quantized_v = std::is_same_v<T, int8> || std::is_same_v<T, quantized>;
+template <class T> inline constexpr bool is_quantized_v =
+    std::is_same_v<T, int8> || std::is_same_v<T, fp8> || std::is_same_v<T, quantized>;
 
 template <class T> inline constexpr bool is_reduced_v = !std::is_same_v<T, fp32> && !std::is_same_v<T, tf32>;
 

@@ -89,7 +89,7 @@ class CalibratingExecutor : public Base {
                    : options.method == CalibrationMethod::percentile ? r.percentile(options.percentile)
                                                                      : r.least_squared_error_clip(r.non_negative() ? 255 : 127);
       if (!(clip > 0.0f)) clip = r.amax() > 0.0f ? r.amax() : 1.0f;  // an all-zero tensor: any step holds it
-      c.ranges.push_back({names_[i].first, names_[i].second, clip, r.non_negative()});
+      c.ranges.push_back({names_[i].first, names_[i].second, clip, r.non_negative(), r.amax() > 0.0f ? r.amax() : clip});
     }
     return c;
   }

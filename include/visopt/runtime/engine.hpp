@@ -94,7 +94,8 @@ class EngineImpl {
     plan.options = {{"max_batch", options_.max_batch}, {"image_size", image_size_}, {"warmup_batches", options_.warmup_batches}};
     plan.algorithms = executor_->saved_algorithms();
     plan.report = report_.json();
-    if (options_.calibration) plan.calibration = options_.calibration->json();
+    // Only the 8-bit levels use a calibration; one given to another level is not theirs to carry.
+    if (precision::is_quantized_v<typename Level::precision> && options_.calibration) plan.calibration = options_.calibration->json();
     plan.write(path);
   }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Calibration for the quantized levels (O4, precision::int8): the range of every activation an int8
-// layer reads or writes, measured by running calibration images through the fp32 model
+// Calibration for the quantized levels (O4, precision::int8, precision::fp8): the range of every
+// activation an 8-bit layer reads or writes, measured by running calibration images through the fp32 model
 // (visopt::calibrate, runtime/calibrate.hpp) and reduced to one clipping value per tensor by the max
 // or a percentile of |x|. Weights need no calibration: their scales are per output channel, from the
 // weights themselves. A Calibration is saved as JSON (save/load) and inside saved plans (Engine::save).
@@ -139,11 +139,16 @@ struct Calibration {
     std::string weight;       // that operation's weight shape, "[256,64,1,1]" ("" for attention)
     float clip = 0.0f;        // the |x| that maps to the largest 8-bit step
     bool non_negative = false;  // no negative value seen (after a ReLU): stored as u8, else s8
+    float amax = 0.0f;          // the largest |x| seen (0 in calibrations saved before it was kept: clip stands in)
 
-    /// The 8-bit type and step the tensor is stored in: clip maps to 255 (u8) or 127 (s8).
+    /// The int8 type and step the tensor is stored in: clip maps to 255 (u8) or 127 (s8).
     Quantization quantization() const {
       return non_negative ? Quantization{clip / 255.0f, DType::u8} : Quantization{clip / 127.0f, DType::s8};
     }
+    /// The FP8 (e4m3) step: amax maps to e4m3's largest finite value, 448. FP8's relative precision is the
+    /// same across its range, so clipping below the largest value only adds saturation error: FP8 scales
+    /// by the maximum whatever method chose `clip` (the usual amax recipe).
+    Quantization fp8() const { return {(amax > 0.0f ? amax : clip) / 448.0f, DType::e4m3}; }
   };
 
   /// "conv.12": the name of what the index-th operation of `kind` (in prepare order) writes.
@@ -185,7 +190,7 @@ struct Calibration {
   nlohmann::json json() const {
     nlohmann::json list = nlohmann::json::array();
     for (const Range& r : ranges) {
-      list.push_back({{"tensor", r.tensor}, {"weight", r.weight}, {"clip", r.clip}, {"non_negative", r.non_negative}});
+      list.push_back({{"tensor", r.tensor}, {"weight", r.weight}, {"clip", r.clip}, {"non_negative", r.non_negative}, {"amax", r.amax}});
     }
     return {{"format", format_name}, {"version", format_version}, {"model", model},
             {"method", method},      {"images", images},          {"ranges", list}};
@@ -203,9 +208,12 @@ struct Calibration {
       c.images = j.at("images").get<int>();
       for (const auto& r : j.at("ranges")) {
         Range range{r.at("tensor").get<std::string>(), r.at("weight").get<std::string>(), r.at("clip").get<float>(),
-                    r.at("non_negative").get<bool>()};
+                    r.at("non_negative").get<bool>(), r.value("amax", 0.0f)};
         if (!(range.clip > 0.0f) || !std::isfinite(range.clip)) {
           throw bad("tensor " + range.tensor + " has clip " + r.at("clip").dump() + ", expected a finite value > 0");
+        }
+        if (!(range.amax >= 0.0f) || !std::isfinite(range.amax)) {
+          throw bad("tensor " + range.tensor + " has amax " + r.at("amax").dump() + ", expected a finite value >= 0");
         }
         c.ranges.push_back(std::move(range));
       }

@@ -31,8 +31,8 @@ struct CompileOptions {
   std::optional<int> device{};    // GPU index for GPU backends; unset = VISOPT_DEVICE, else 0
   std::string plan{};             // a plan saved by Engine::save: its algorithm choices are used, nothing is timed (visopt::load also takes its batch sizes); empty = none
   PlanMismatch plan_mismatch = PlanMismatch::error;  // a plan saved for another model, level, device or version: error, or compile afresh
-  std::optional<Calibration> calibration{};  // activation ranges for int8 levels (O4): visopt::calibrate or Calibration::load; a saved plan carries its own
-  std::vector<std::string> high_precision_layers{};  // int8 levels: convolutions and linears kept in the high-precision type, by the names the report and the calibration use ("conv.52", "linear.7")
+  std::optional<Calibration> calibration{};  // activation ranges for the 8-bit levels (O4: int8 on oneDNN, FP8 on CUDA): visopt::calibrate or Calibration::load; a saved plan carries its own
+  std::vector<std::string> high_precision_layers{};  // 8-bit levels: convolutions (int8) and linears kept in the high-precision type, by the names the report and the calibration use ("conv.52", "linear.7")
 };
 
 /// Where one resolved setting came from, for report().

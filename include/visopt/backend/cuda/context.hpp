@@ -81,6 +81,8 @@ class Context {
     weight_bytes_ += device.nbytes();
     return device;
   }
+  /// Counts `now` instead of `before` (a parameter converted on the device: FP8 weights).
+  void replace_weights(const Tensor& before, const Tensor& now) { weight_bytes_ = weight_bytes_ - before.nbytes() + now.nbytes(); }
   /// Device bytes of every parameter uploaded so far.
   std::size_t weight_bytes() const { return weight_bytes_; }
 

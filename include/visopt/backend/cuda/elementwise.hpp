@@ -1,7 +1,8 @@
 #pragma once
 // Elementwise operations on visopt's kernels: inference BatchNorm as a per-channel affine (O0; from O1
 // it is folded into the convolutions), activations, adds, and the conversions at the forward's ends
-// (the staged f32 NCHW images into the level's dtype and layout; the logits back to f32).
+// (the staged f32 NCHW images into the level's dtype and layout; the logits back to f32), and the
+// rescaling conversion into and out of FP8 at the FP8 layers' boundaries (O4).
 
 #include "../../nn/epilogue.hpp"
 #include "kernels/elementwise.cuh"
@@ -66,6 +67,23 @@ inline Tensor to_float(Context& context, const Tensor& logits) {
     kernels::to_float_kernel<T><<<kernels::blocks_for(n), 256, 0, context.stream()>>>(in<T>(logits), y.data_as<float>(), n);
   });
   return y;
+}
+
+/// y = x·scale converted to y's type, where one of x and y is FP8 (e4m3) and the other f32, f16 or bf16:
+/// quantize with scale = 1/step, dequantize with scale = step. One kernel, 8 elements per thread.
+inline void rescale(Context& context, const Tensor& x, const Tensor& y, float scale) {
+  require(x.numel() == y.numel() && x.numel() % 8 == 0 && (x.dtype() == DType::e4m3) != (y.dtype() == DType::e4m3),
+          "cuda::rescale: ", dtype_name(x.dtype()), " ", x.shape(), " to ", dtype_name(y.dtype()), " ", y.shape(),
+          ": expected one FP8 side and a multiple of 8 elements (internal error)");
+  const long long n = x.numel();
+  using Fp8 = __nv_fp8_e4m3;
+  const bool quantizing = y.dtype() == DType::e4m3;
+  launch("rescale", quantizing ? x.dtype() : y.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const unsigned blocks = kernels::blocks_for(n / 8);
+    if (quantizing) kernels::rescale_kernel<T, Fp8><<<blocks, 256, 0, context.stream()>>>(in<T>(x), out<Fp8>(y), n, scale);
+    else kernels::rescale_kernel<Fp8, T><<<blocks, 256, 0, context.stream()>>>(in<Fp8>(x), out<T>(y), n, scale);
+  });
 }
 
 }  // namespace visopt::backend::cuda

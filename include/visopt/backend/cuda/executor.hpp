@@ -7,9 +7,17 @@
 // live per family: convolution.hpp, gemm.hpp, attention.hpp, layer_norm.hpp, elementwise.hpp,
 // pooling.hpp, tokens.hpp. Compile this only in .cu translation units (nvcc); plain C++ reaches it
 // through runtime/cuda_engine.hpp.
+//
+// FP8 (O4, precision::fp8): O3 with the token-wise linears (ViT's qkv, projection and MLP) as e4m3
+// matmuls. Each tensor an FP8 linear reads carries its calibrated step (Tensor::quantization, from
+// CompileOptions::calibration): LayerNorm and attention outputs are quantized by one rescale kernel each,
+// the MLP's hidden layer is written in e4m3 by its matmul. The residual stream, LayerNorm, attention,
+// the patch embedding, the classifier and every convolution stay in fp16.
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -17,6 +25,7 @@
 #include "../../nn/params.hpp"
 #include "../../policy/policy.hpp"
 #include "../../services/batch_plan.hpp"
+#include "../../services/calibration.hpp"
 #include "../../services/options.hpp"
 #include "../../services/report.hpp"
 #include "../backends.hpp"
@@ -42,16 +51,22 @@ class Executor {
   static constexpr bool tensor_cores = lowered.tensor_cores;
   static constexpr bool captures = lowered.captures;
   static constexpr MemoryFormat image_format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  static constexpr bool fp8 = lowered.fp8;
   static constexpr std::string_view precision_name = dtype == DType::f16 ? "fp16" : dtype == DType::bf16 ? "bf16" : "fp32";
 
   using Conv = std::shared_ptr<Convolution>;
-  using Linear = std::shared_ptr<Gemm>;
+  struct Linear {
+    std::shared_ptr<Gemm> gemm;
+    Quantization output{}, attention{};  // FP8: the steps of what it writes and (qkv) of the attention it feeds
+    bool high = false;                   // FP8: kept in fp16 (CompileOptions::high_precision_layers)
+  };
   struct BatchNorm {
     Tensor scale, shift;  // device f32 [C]: y = x·scale + shift
   };
   struct LayerNorm {
     Tensor weight, bias;  // device f32 [D]
     float eps;
+    Quantization output{};  // FP8: the step its FP8 readers quantize it in
   };
   struct PatchEmbed {
     Linear projection;
@@ -69,6 +84,15 @@ class Executor {
     report.device = "cuda:" + std::to_string(options.device.value_or(0)) + " " + context_.device().description();
     report.compute_precision = std::string(precision_name) +
                                (dtype == DType::f32 ? (tensor_cores ? " (TF32 tensor cores)" : " (TF32 off)") : " (fp32 accumulation)");
+    if constexpr (fp8) {
+      require(options.calibration.has_value(), "visopt: ", P::name, " (calibrated FP8) on backend::Cuda needs "
+              "CompileOptions::calibration: measure one with visopt::calibrate(model, images), or Calibration::load a saved one");
+      require(context_.device().major * 10 + context_.device().minor >= 89, "visopt: ", P::name, " (FP8) needs a GPU with FP8 "
+              "tensor cores (sm_89 or later); ", context_.device().description(), " has none: use O3 (fp16)");
+      calibration_ = *options.calibration;
+      high_precision_layers_ = options.high_precision_layers;
+      report.compute_precision = "fp8 e4m3 (fp32 accumulation) in the token-wise linears; " + report.compute_precision + " elsewhere";
+    }
     if constexpr (tensor_cores && dtype == DType::f32) report.applied("tf32", "cuDNN, cuBLASLt and the attention kernel may use TF32 tensor cores");
     else if constexpr (dtype == DType::f32) report.skipped("tf32", "precision=fp32 keeps full fp32 math");
     if constexpr (dtype != DType::f32) {
@@ -107,6 +131,7 @@ class Executor {
 
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
+    ++convs_;
     return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, P::fusion::fuses_epilogue);
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
@@ -120,11 +145,22 @@ class Executor {
     return {context_.upload(scale, DType::f32), context_.upload(shift, DType::f32)};
   }
   Linear prepare_linear(const nn::LinearParams& p, nn::LinearEpilogue epilogue) {
-    const cublasComputeType_t compute = tensor_cores && dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    return std::make_shared<Gemm>(context_, p, epilogue, dtype, compute);
+    const std::size_t index = linear_names_.size();  // numbered as calibrate() numbers them: prepare_linear's calls
+    linear_names_.push_back(runtime::Calibration::tensor_name("linear", index));
+    const bool high = kept_high(linear_names_.back());
+    Linear l{make_gemm(p, epilogue, fp8 && !high), {}, {}, high};
+    gemms_.push_back(l.gemm);
+    if constexpr (fp8) {
+      // Ranges exist for what the calibration observed: every linear's output (only the MLP's hidden
+      // layer, read by an FP8 linear, uses it) and the attention of each qkv projection.
+      l.output = calibrated("linear", index, p.weight, true);
+      l.attention = calibrated("attention", index, Tensor(), true);
+    }
+    return l;
   }
   LayerNorm prepare_layer_norm(const nn::LayerNormParams& p) {
-    return {context_.upload(p.weight, DType::f32), context_.upload(p.bias, DType::f32), p.eps};
+    const Quantization output = calibrated("layer_norm", layer_norms_++, p.weight);
+    return {context_.upload(p.weight, DType::f32), context_.upload(p.bias, DType::f32), p.eps, output};
   }
   /// One self-attention layer of the model (attention needs no parameters). Refuses, inside compile(),
   /// a program whose tensor-core attention kernel was compiled for an architecture without its instructions.
@@ -134,7 +170,9 @@ class Executor {
   PatchEmbed prepare_patch_embed(const nn::PatchEmbedParams& p) {
     const auto d = p.weight.dim(0);
     nn::LinearParams projection{p.weight.reshaped({d, p.weight.numel() / d}), p.bias};
-    return {prepare_linear(projection, {}), context_.upload(p.prefix_tokens, DType::f32), context_.upload(p.position, DType::f32), p.patch};
+    // Not a prepare_linear: the calibration does not number it, and it stays fp16 (it reads the images).
+    return {Linear{make_gemm(projection, {}, false)}, context_.upload(p.prefix_tokens, DType::f32), context_.upload(p.position, DType::f32),
+            p.patch};
   }
 
   // ---- run() ----
@@ -183,6 +221,14 @@ class Executor {
         require(!strict_, "visopt: CompileOptions::strict: ", reason);
         report.skipped("fused_conv_fallback", reason);
       }
+    }
+    if constexpr (fp8) {
+      for (const std::string& name : high_precision_layers_) {
+        require(std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end(), report.model,
+                ": CompileOptions::high_precision_layers names '", name, "', which is no linear of this model (FP8 on the GPU "
+                "runs linears only; they are linear.0 to linear.", linear_names_.size() - 1, ")");
+      }
+      report.applied("fp8", fp8_summary());
     }
     if (attention_layers_ > 0) {
       int cudnn_shapes = 0, own_shapes = 0;
@@ -233,16 +279,27 @@ class Executor {
   Tensor global_avg_pool(const Tensor& x) { return cuda::global_avg_pool(context_, x); }
 
   Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) {
-    Tensor y = l->output(context_, x);
-    const auto& plan = plans_.step<Gemm::Plan>(l.get(), l->rows(x), [&] { return l->plan(context_, x, y, residual); });
-    l->forward(context_, plan, x, y, residual);
-    return y;
+    if constexpr (fp8) {
+      const bool runs_fp8 = !l.high && l.gemm->fp8_capable() && x.rank() == 3 && x.quantization().defined();
+      if (runs_fp8 && x.dtype() != DType::e4m3) return linear(l, quantized(x), residual);
+      if (!runs_fp8 && x.dtype() == DType::e4m3) return linear(l, dequantized(x), residual);  // kept high after an FP8 fc1
+      // An FP8 linear with nothing to add writes what FP8 reads next in e4m3 (the MLP's hidden layer).
+      // (When the next linear is kept in fp16, it dequantizes what it reads.)
+      const bool writes_fp8 = runs_fp8 && residual == nullptr && l.output.defined();
+      if (writes_fp8) return run_linear(l, x, l.gemm->output(context_, x, l.output), residual);
+    }
+    return run_linear(l, x, l.gemm->output(context_, x), residual).with_quantization(l.output);
   }
 
-  Tensor layer_norm(const LayerNorm& n, const Tensor& x) { return cuda::layer_norm(context_, x, n.weight, n.bias, n.eps); }
+  /// Carries the step its FP8 readers quantize it in (O4).
+  Tensor layer_norm(const LayerNorm& n, const Tensor& x) {
+    return cuda::layer_norm(context_, x, n.weight, n.bias, n.eps).with_quantization(n.output);
+  }
 
   /// x [B, L, K] -> attention over the heads of its qkv projection -> [B, L, D].
-  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) { return attention(linear(qkv, x), heads); }
+  Tensor self_attention(const Linear& qkv, const Tensor& x, int heads) {
+    return attention(linear(qkv, x), heads).with_quantization(qkv.attention);
+  }
 
   /// qkv [B, L, 3D] -> [B, L, D]
   Tensor attention(const Tensor& qkv, int heads) {
@@ -284,6 +341,65 @@ class Executor {
   using BatchPlan = runtime::BatchPlan<CapturedForward>;
 
   int device() const { return context_.device().index; }
+
+  std::shared_ptr<Gemm> make_gemm(const nn::LinearParams& p, nn::LinearEpilogue epilogue, bool fp8_capable) {
+    const cublasComputeType_t compute = tensor_cores && dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    return std::make_shared<Gemm>(context_, p, epilogue, dtype, compute, fp8_capable);
+  }
+
+  Tensor run_linear(const Linear& l, const Tensor& x, Tensor y, const Tensor* residual) {
+    const auto& plan = plans_.step<Gemm::Plan>(l.gemm.get(), l.gemm->rows(x), [&] { return l.gemm->plan(context_, x, y, residual); });
+    l.gemm->forward(context_, plan, x, y, residual);
+    return y;
+  }
+
+  // ---- FP8 (O4) ----
+  /// The FP8 step of what operation `kind`.`index` writes (none when the level is not FP8). `optional`: none
+  /// where the calibration has no range for it, else that is an error; so is a range measured on another
+  /// model's operation.
+  Quantization calibrated(const char* kind, std::size_t index, const Tensor& weight, bool optional = false) const {
+    if constexpr (!fp8) {
+      return {};
+    } else {
+      const std::string tensor = runtime::Calibration::tensor_name(kind, index), shape = runtime::Calibration::weight_shape(weight);
+      const runtime::Calibration::Range* range = optional ? calibration_.find_if(tensor, shape) : &calibration_.find(tensor, shape);
+      return range ? range->fp8() : Quantization{};
+    }
+  }
+  bool kept_high(const std::string& name) const {
+    return std::find(high_precision_layers_.begin(), high_precision_layers_.end(), name) != high_precision_layers_.end();
+  }
+  /// x as the e4m3 tensor an FP8 linear reads: quantized in the step it carries by one rescale kernel.
+  Tensor quantized(const Tensor& x) {
+    const Quantization& q = x.quantization();
+    require(q.defined() && q.dtype == DType::e4m3, "cuda: an FP8 linear reads a ", dtype_name(x.dtype()), " tensor without an "
+            "FP8 step (internal error)");
+    const Tensor y = context_.allocate(x.shape(), DType::e4m3).as_quantized(q);
+    rescale(context_, x, y, 1.0f / q.step);
+    return y;
+  }
+  /// "36 of 49 linears in FP8 ..., in fp16: ..." for report().
+  std::string fp8_summary() const {
+    std::size_t ran = 0;
+    std::string high;
+    for (const std::string& name : high_precision_layers_) high += (high.empty() ? "" : ", ") + name;
+    for (const std::shared_ptr<Gemm>& g : gemms_) ran += g->runs_fp8() ? 1 : 0;
+    return visopt::detail::concat(ran, " of ", linear_names_.size(), " linears in FP8 (e4m3 weights with one step per tensor, "
+                                  "e4m3 activations in their calibrated steps (", calibration_.method, " on ",
+                                  calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); "
+                                  "each LayerNorm and attention output an FP8 linear reads is quantized by one kernel; in fp16: "
+                                  "the residual stream, LayerNorm, attention, the patch embedding, the classifier",
+                                  convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (FP8 convolutions are not "
+                                                                      "built: cuDNN's FP8 engines on this GPU are being measured)")
+                                             : std::string(),
+                                  high.empty() ? std::string() : ", and as asked " + high);
+  }
+  /// An e4m3 tensor back in the level's dtype, keeping its step.
+  Tensor dequantized(const Tensor& x) {
+    const Tensor y = context_.allocate(x.shape(), dtype).with_quantization(x.quantization());
+    rescale(context_, x, y, x.quantization().step);
+    return y;
+  }
 
   void check_device(const TensorView& images) const {
     if (!images.device().is_cpu() && images.device().index != device()) {
@@ -373,6 +489,12 @@ class Executor {
   bool strict_ = false;
   runtime::BatchPlans<CapturedForward> plans_;  // one per input shape: each operation's algorithm, and the graph at O3
   int attention_layers_ = 0;                    // for complete_report()
+  // FP8 (O4):
+  runtime::Calibration calibration_;                // the activation ranges compile() was given
+  std::vector<std::string> high_precision_layers_;  // CompileOptions::high_precision_layers
+  std::vector<std::string> linear_names_;           // "linear.<i>" per prepare_linear call, calibrate()'s numbering
+  std::vector<std::shared_ptr<Gemm>> gemms_;        // those linears' matmuls, for the report
+  std::size_t layer_norms_ = 0, convs_ = 0;
   Attention attention_{dtype, tensor_cores};    // every attention layer's: layers of equal shapes share a plan step
   std::string graph_fallback_;                  // why capture failed, once it has
 };

@@ -7,37 +7,60 @@
 //
 // cuBLASLt's GELU epilogue is the tanh approximation (|difference from erf GELU| < 5e-4), so it is
 // used only under fusion::epilogue; unfused levels apply the exact erf GELU as its own kernel.
+//
+// FP8 (O4): a linear built with `fp8` multiplies e4m3 inputs by e4m3 weights (one step per tensor,
+// max|W|/448) when the executor hands it an e4m3 x; its weights turn into e4m3 at that first FP8 plan.
+// The two steps are the matmul's alpha, the bias stays fp16, and the output is fp16 or, when y is e4m3,
+// FP8 in y's step (cuBLASLt's D scale): the MLP's hidden layer, read by the next FP8 linear as it is.
+// This is cuBLASLt's "TN" FP8 layout, which needs K a multiple of 16 (the executor checks).
+
+#include <algorithm>
+#include <cmath>
 
 #include "../../nn/epilogue.hpp"
 #include "../../nn/params.hpp"
 #include "context.hpp"
+#include "elementwise.hpp"
 
 namespace visopt::backend::cuda {
 
 class Gemm {
  public:
-  Gemm(Context& context, const nn::LinearParams& params, nn::LinearEpilogue epilogue, DType dtype, cublasComputeType_t compute)
+  Gemm(Context& context, const nn::LinearParams& params, nn::LinearEpilogue epilogue, DType dtype, cublasComputeType_t compute,
+       bool fp8 = false)
       : epilogue_(epilogue), dtype_(dtype), compute_(compute), n_(params.weight.dim(0)), k_(params.weight.dim(1)) {
     weight_ = context.upload(params.weight, dtype);
     if (params.bias.defined()) bias_ = context.upload(params.bias, dtype);
+    if (fp8) {
+      float top = 0.0f;
+      const float* w = params.weight.data_as<float>();
+      for (std::int64_t i = 0; i < params.weight.numel(); ++i) top = std::max(top, std::fabs(w[i]));
+      weight_step_ = top > 0.0f ? top / 448.0f : 1.0f;  // e4m3's largest finite value
+    }
   }
 
   std::int64_t out_features() const { return n_; }
   std::int64_t in_features() const { return k_; }
+  /// Whether this linear may run in FP8 (built with fp8, and K a multiple of 16 as cuBLASLt's FP8 needs).
+  bool fp8_capable() const { return weight_step_ > 0.0f && k_ % 16 == 0; }
+  /// Whether its weights are e4m3 now (it has planned an FP8 forward).
+  bool runs_fp8() const { return weight_.dtype() == DType::e4m3; }
 
   /// The matmul's descriptors and chosen algorithm for one row count M.
   struct Plan {
     MatmulDescriptor description;
-    MatrixLayout a, b, d;
+    MatrixLayout a, b, c, d;
     cublasLtMatmulAlgo_t algorithm{};
     std::size_t workspace = 0;
   };
 
-  /// The output y [..., N] for x [..., K], from the pool.
-  Tensor output(Context& context, const Tensor& x) const {
+  /// The output y [..., N] for x [..., K], from the pool: in the level's dtype, or e4m3 in step `fp8`
+  /// when it is defined.
+  Tensor output(Context& context, const Tensor& x, const Quantization& fp8 = {}) const {
     require(x.dim(x.rank() - 1) == k_, "cuda::linear: input has shape ", x.shape(), ", the layer expects ", k_, " features");
     Shape out = x.shape();
     out[out.rank() - 1] = n_;
+    if (fp8.defined()) return context.allocate(out, DType::e4m3).as_quantized(fp8);
     return context.allocate(out, dtype_);
   }
   /// The row count M of input x: what a plan is made for.
@@ -47,9 +70,13 @@ class Gemm {
   /// buffers when tuning is measured).
   Plan plan(Context& context, const Tensor& x, Tensor& y, const Tensor* residual) {
     const std::int64_t m = rows(x);
+    const bool fp8 = x.dtype() == DType::e4m3;
+    if (fp8) use_fp8(context, y);
+    require(fp8 || (!runs_fp8() && x.dtype() == dtype_ && y.dtype() == dtype_), "cuda::linear: a ", dtype_name(x.dtype()),
+            " input to a ", runs_fp8() ? "FP8" : dtype_name(dtype_), " linear (internal error)");
     Plan plan;
     cublasLtMatmulDesc_t desc = nullptr;
-    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute_, CUDA_R_32F));
+    VISOPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, fp8 ? CUBLAS_COMPUTE_32F : compute_, CUDA_R_32F));
     plan.description = MatmulDescriptor(desc);
     const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
     VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
@@ -65,10 +92,23 @@ class Gemm {
       epilogue = CUBLASLT_EPILOGUE_GELU;
     }
     VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    const cudaDataType_t type = cuda_type(dtype_);
-    plan.a = layout(type, k_, n_, k_);
-    plan.b = layout(type, k_, m, k_);
-    plan.d = layout(type, n_, m, n_);
+    if (fp8) {
+      // The bias and C (the residual) stay in the level's 16-bit type; an e4m3 D is scaled into y's step.
+      // Fast accumulation: Hopper's FP8 MMA accumulates K in its own (narrower) accumulator without
+      // promoting to fp32 every few blocks: faster, with its error inside the FP8 tests' bound.
+      const std::int8_t fast = 1;
+      VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+      const std::int32_t bias_type = cuda_type(dtype_);
+      VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      if (y.dtype() == DType::e4m3) {
+        const void* scale = output_scale_.data();
+        VISOPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, &scale, sizeof(scale)));
+      }
+    }
+    plan.a = layout(cuda_type(weight_.dtype()), k_, n_, k_);
+    plan.b = layout(cuda_type(x.dtype()), k_, m, k_);
+    plan.c = layout(cuda_type(dtype_), n_, m, n_);
+    plan.d = layout(cuda_type(y.dtype()), n_, m, n_);
     choose_algorithm(context, plan, m, x, y, residual);
     return plan;
   }
@@ -79,8 +119,9 @@ class Gemm {
   }
 
  private:
-  std::string describe(std::int64_t m) const {
-    return visopt::detail::concat("linear M=", m, " N=", n_, " K=", k_, " ", dtype_name(dtype_), " compute=", static_cast<int>(compute_),
+  std::string describe(std::int64_t m, DType out) const {
+    const std::string types = runs_fp8() ? visopt::detail::concat("e4m3->", dtype_name(out)) : std::string(dtype_name(dtype_));
+    return visopt::detail::concat("linear M=", m, " N=", n_, " K=", k_, " ", types, " compute=", static_cast<int>(compute_),
                                   " act=", nn::activation_name(epilogue_.activation), epilogue_.residual ? " residual" : "",
                                   bias_.defined() ? " bias" : "");
   }
@@ -91,24 +132,41 @@ class Gemm {
     return MatrixLayout(l);
   }
 
+  /// Turns the weights into e4m3 (once; the fp16 copy is freed) and sets the D scale an e4m3 y needs.
+  void use_fp8(Context& context, const Tensor& y) {
+    require(fp8_capable(), "cuda::linear: an FP8 input to a linear that is not FP8 (internal error)");
+    if (!runs_fp8()) {
+      Tensor quantized = Tensor::empty(weight_.shape(), DType::e4m3, weight_.device());
+      rescale(context, weight_, quantized, 1.0f / weight_step_);
+      context.replace_weights(weight_, quantized);
+      weight_ = quantized;
+    }
+    if (y.dtype() == DType::e4m3 && !output_scale_.defined()) {
+      Tensor scale = Tensor::empty({1});
+      scale.data_as<float>()[0] = 1.0f / y.quantization().step;
+      output_scale_ = context.upload(scale, DType::f32);
+    }
+  }
+
   void run(Context& context, const Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual, const cublasLtMatmulAlgo_t& algorithm) {
-    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    // FP8: the product of e4m3 values times both steps is the product of what they stand for.
+    const float alpha = x.dtype() == DType::e4m3 ? x.quantization().step * weight_step_ : 1.0f, beta = residual ? 1.0f : 0.0f;
     const void* c = residual ? residual->data() : y.data();
     VISOPT_CUBLAS_CHECK(cublasLtMatmul(context.cublaslt(), plan.description.get(), &alpha, weight_.data(), plan.a.get(), x.data(),
-                                       plan.b.get(), &beta, c, plan.d.get(), y.data(), plan.d.get(), &algorithm,
+                                       plan.b.get(), &beta, c, plan.c.get(), y.data(), plan.d.get(), &algorithm,
                                        context.workspace(plan.workspace), plan.workspace, context.stream()),
-                        describe(x.numel() / k_));
+                        describe(x.numel() / k_, y.dtype()));
   }
 
   void choose_algorithm(Context& context, Plan& plan, std::int64_t m, const Tensor& x, Tensor& y, const Tensor* residual) {
     runtime::AlgorithmCache* cache = context.cache();
-    const std::string key = describe(m);
+    const std::string key = describe(m, y.dtype());
     if (cache) {
       if (auto hit = cache->find(key); hit && hit->contains("algorithm") && (*hit)["algorithm"].is_array() &&
                                        (*hit)["algorithm"].size() == 8) {
         for (std::size_t i = 0; i < 8; ++i) plan.algorithm.data[i] = (*hit)["algorithm"][i].get<std::uint64_t>();
         cublasLtMatmulHeuristicResult_t check{};
-        if (cublasLtMatmulAlgoCheck(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(), plan.d.get(),
+        if (cublasLtMatmulAlgoCheck(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(), plan.c.get(),
                                     plan.d.get(), &plan.algorithm, &check) == CUBLAS_STATUS_SUCCESS &&
             check.workspaceSize <= Context::workspace_limit) {
           plan.workspace = check.workspaceSize;
@@ -126,7 +184,7 @@ class Gemm {
     cublasLtMatmulHeuristicResult_t results[wanted]{};
     int returned = 0;
     VISOPT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(context.cublaslt(), plan.description.get(), plan.a.get(), plan.b.get(),
-                                                       plan.d.get(), plan.d.get(), pref, cache ? wanted : 1, results, &returned),
+                                                       plan.c.get(), plan.d.get(), pref, cache ? wanted : 1, results, &returned),
                         key);
     require(returned > 0, "cublasLt: no matmul algorithm for ", key);
     int best = 0;
@@ -165,6 +223,8 @@ class Gemm {
   cublasComputeType_t compute_;
   std::int64_t n_, k_;
   Tensor weight_, bias_;
+  float weight_step_ = 0.0f;  // FP8: max|W|/448, the e4m3 weights' step; 0 when not built for FP8
+  Tensor output_scale_;       // FP8 with an e4m3 output: device f32 [1], 1/step of y (cuBLASLt's D scale)
 };
 
 }  // namespace visopt::backend::cuda

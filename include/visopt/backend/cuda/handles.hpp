@@ -151,6 +151,7 @@ inline cudnnDataType_t cudnn_type(DType t) {
     case DType::bf16: return CUDNN_DATA_BFLOAT16;
     case DType::s8: return CUDNN_DATA_INT8;
     case DType::u8: return CUDNN_DATA_UINT8;
+    case DType::e4m3: return CUDNN_DATA_FP8_E4M3;
   }
   return CUDNN_DATA_FLOAT;
 }
@@ -162,6 +163,7 @@ inline cudaDataType_t cuda_type(DType t) {
     case DType::bf16: return CUDA_R_16BF;
     case DType::s8: return CUDA_R_8I;
     case DType::u8: return CUDA_R_8U;
+    case DType::e4m3: return CUDA_R_8F_E4M3;
   }
   return CUDA_R_32F;
 }

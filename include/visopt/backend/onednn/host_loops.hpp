@@ -29,7 +29,8 @@ void with_element_type(DType dtype, F&& f) {
     case DType::bf16: f.template operator()<bfloat16>(); return;
     case DType::f16:
     case DType::s8:
-    case DType::u8: break;
+    case DType::u8:
+    case DType::e4m3: break;
   }
   fail(visopt::detail::concat("onednn: no host loop for ", dtype_name(dtype), " tensors (fp16 is not a CPU type here; "
                               "quantized tensors are read by int8 primitives)"));

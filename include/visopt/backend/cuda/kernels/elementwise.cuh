@@ -1,7 +1,7 @@
 #pragma once
 // Pointwise kernels: activation, add, the per-channel epilogue (bias + residual + activation, used
 // where cuDNN's fused call does not apply), BatchNorm as a per-channel affine map, and dtype/layout
-// conversion of input images and output logits.
+// conversion of input images and output logits, and the rescaling conversion at FP8's boundaries.
 
 #include "../check.hpp"
 #include "types.cuh"
@@ -60,6 +60,24 @@ __global__ void convert_images_kernel(const float* x, T* y, int channels, long l
 template <class T>
 __global__ void to_float_kernel(const T* x, float* y, long long n) {
   for (long long i = blockIdx.x * 1LL * blockDim.x + threadIdx.x; i < n; i += 1LL * gridDim.x * blockDim.x) y[i] = load(x + i);
+}
+
+/// y = x·scale in y's type, 8 elements per thread (16-byte fp16 loads, 8-byte FP8 stores): quantizing to
+/// FP8 (scale = 1/step) and dequantizing from it (scale = step). n is a multiple of 8 and both buffers
+/// are 16-byte aligned (pool blocks); the executor checks.
+template <class In, class Out>
+__global__ void rescale_kernel(const In* x, Out* y, long long n, float scale) {
+  constexpr int per = 8;
+  struct alignas(per * sizeof(In)) InPack { In v[per]; };
+  struct alignas(per * sizeof(Out)) OutPack { Out v[per]; };
+  const long long packs = n / per;
+  for (long long p = blockIdx.x * 1LL * blockDim.x + threadIdx.x; p < packs; p += 1LL * gridDim.x * blockDim.x) {
+    const InPack in = reinterpret_cast<const InPack*>(x)[p];
+    OutPack out;
+#pragma unroll
+    for (int i = 0; i < per; ++i) store(&out.v[i], load(&in.v[i]) * scale);
+    reinterpret_cast<OutPack*>(y)[p] = out;
+  }
 }
 
 }  // namespace visopt::backend::cuda::kernels

@@ -5,6 +5,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "../../../core/dtype.hpp"
 #include "../../../nn/op_specs.hpp"
@@ -17,6 +18,9 @@ __device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat1
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+// FP8 e4m3: round to nearest even, saturating to +-448 (what a calibrated step clips to) rather than NaN.
+__device__ __forceinline__ float load(const __nv_fp8_e4m3* p) { return static_cast<float>(*p); }
+__device__ __forceinline__ void store(__nv_fp8_e4m3* p, float v) { p->__x = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
 
 __device__ __forceinline__ float activate(float x, nn::Activation act) {
   switch (act) {
@@ -34,9 +38,11 @@ void dispatch_dtype(DType dtype, F&& f) {
     case DType::f16: f(__half{}); return;
     case DType::bf16: f(__nv_bfloat16{}); return;
     case DType::s8:
-    case DType::u8: break;
+    case DType::u8:
+    case DType::e4m3: break;
   }
-  fail(visopt::detail::concat("cuda: no kernel for ", dtype_name(dtype), " tensors (visopt's CUDA kernels take f32, f16 and bf16)"));
+  fail(visopt::detail::concat("cuda: no kernel for ", dtype_name(dtype), " tensors (visopt's CUDA kernels take f32, f16 and bf16; "
+                              "FP8 tensors are read by FP8 matmuls and made by rescale())"));
 }
 
 /// Grid size for a grid-stride loop over n elements.
