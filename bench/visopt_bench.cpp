@@ -478,8 +478,9 @@ inline std::vector<Result> cpu_ceiling(const Settings& settings, Progress& progr
 #endif
 
 #if VISOPT_BENCH_CUDA
-/// An 8192³ cuBLASLt GEMM in fp16 and bf16 (fp32 accumulation, cuBLASLt's heuristic algorithm),
-/// through the same Gemm the CUDA backend runs a linear layer with, timed with CUDA events.
+/// An 8192³ cuBLASLt GEMM in fp16, bf16 and FP8 e4m3 (fp32 accumulation, fp16 output; cuBLASLt's
+/// heuristic algorithm), through the same Gemm the CUDA backend runs a linear layer with, timed with
+/// CUDA events.
 inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progress) {
   namespace cuda = backend::cuda;
   constexpr std::int64_t n = 8192;
@@ -487,11 +488,17 @@ inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progr
   const nn::LinearParams params{random_tensor({n, n}, settings.seed + 2), Tensor{}};
   const Tensor x32 = random_tensor({n, n}, settings.seed + 3);
   std::vector<Result> rows;
-  for (const DType dtype : {DType::f16, DType::bf16}) {
+  for (const DType dtype : {DType::f16, DType::bf16, DType::e4m3}) {
     const std::string label = "ceiling: cuBLASLt GEMM " + std::to_string(n) + "³ " + std::string(dtype_name(dtype));
     progress.stage(label + "…");
-    cuda::Gemm gemm(context, params, {}, dtype, CUBLAS_COMPUTE_32F);
-    const Tensor x = cuda::to_device(x32, dtype, 0);
+    const bool fp8 = dtype == DType::e4m3;  // O4's matmul: e4m3 × e4m3 (one step per tensor), fp16 out
+    cuda::Gemm gemm(context, params, {}, fp8 ? DType::f16 : dtype, CUBLAS_COMPUTE_32F, fp8);
+    Tensor x = cuda::to_device(x32, fp8 ? DType::f16 : dtype, 0);
+    if (fp8) {  // N(0,1) in e4m3 with its largest value at 4 sigma
+      const Tensor q = Tensor::empty(x.shape(), DType::e4m3, x.device()).as_quantized({4.0f / 448, DType::e4m3});
+      cuda::rescale(context, x, q, 448.0f / 4);
+      x = q;
+    }
     Tensor y = gemm.output(context, x);
     const cuda::Gemm::Plan plan = gemm.plan(context, x, y, nullptr);  // cuBLASLt's heuristic choice
     cuda::Event start, stop;
@@ -502,7 +509,7 @@ inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progr
       stop.record(context.stream());
       return static_cast<double>(stop.since(start));
     });
-    rows.push_back(ceiling_row("cublaslt", dtype == DType::f16 ? "fp16 (fp32 accumulation)" : "bf16 (fp32 accumulation)",
+    rows.push_back(ceiling_row("cublaslt", fp8 ? "fp8 e4m3 (fp32 accumulation)" : dtype == DType::f16 ? "fp16 (fp32 accumulation)" : "bf16 (fp32 accumulation)",
                                "cuda:0 " + context.device().description(), gpu_machine_name(0), n, latency, warmup,
                                iterations));
     rows.back().timer = "cuda_events";

@@ -151,7 +151,9 @@ class Gemm {
   void run(Context& context, const Plan& plan, const Tensor& x, Tensor& y, const Tensor* residual, const cublasLtMatmulAlgo_t& algorithm) {
     // FP8: the product of e4m3 values times both steps is the product of what they stand for.
     const float alpha = x.dtype() == DType::e4m3 ? x.quantization().step * weight_step_ : 1.0f, beta = residual ? 1.0f : 0.0f;
-    const void* c = residual ? residual->data() : y.data();
+    // Without a residual C is not read (beta = 0); an e4m3 y cannot stand in for it (C is fp16, and C = D
+    // means in place, which needs equal layouts), so C is then null, as cuBLASLt allows for beta = 0.
+    const void* c = residual ? residual->data() : y.dtype() == DType::e4m3 ? nullptr : y.data();
     VISOPT_CUBLAS_CHECK(cublasLtMatmul(context.cublaslt(), plan.description.get(), &alpha, weight_.data(), plan.a.get(), x.data(),
                                        plan.b.get(), &beta, c, plan.c.get(), y.data(), plan.d.get(), &algorithm,
                                        context.workspace(plan.workspace), plan.workspace, context.stream()),
