@@ -1,6 +1,8 @@
 // The calibrated FP8 level (O4 on backend::Cuda) against the fp32 oracle: CONVENTIONS.md holds quantized
 // precisions to top-1 agreement >= 99% and cosine >= 0.99, with calibration images distinct from the test
-// images (seeded N(0,1) draws; the fixtures' test images are torch's). Plus what O4 needs from its user
+// images (seeded N(0,1) draws; the fixtures' test images are torch's). e4m3's 3 mantissa bits miss that on
+// the deep random fixtures even when PyTorch computes the same recipe, so the bound widens to PyTorch's
+// own (tests/oracle.hpp, fp8_tolerance_of); the runs print both. Plus what O4 needs from its user
 // on the GPU: a calibration of this model, high_precision_layers, the report, graph replay and saved plans.
 
 #include <cstdio>
@@ -31,16 +33,16 @@ Tensor calibration_images(std::int64_t n, std::int64_t size, unsigned seed) {
 
 struct IoFixture {
   Tensor input, expected;
-  visopt::testing::Tolerance bound;  // CONVENTIONS' quantized bound (or torch's own int8 error where wider)
+  visopt::testing::Tolerance bound;  // CONVENTIONS' quantized bound, or PyTorch's own FP8 recipe's error where wider
   int size() const { return static_cast<int>(input.dim(2)); }
   int batch() const { return static_cast<int>(input.dim(0)); }
 };
 IoFixture io_fixture(const std::string& name) {
   const auto io = io::SafeTensors::open(fixture(name + ".io.safetensors"));
-  return {io.load("input"), io.load("logits"), visopt::testing::int8_tolerance_of(io.metadata())};
+  return {io.load("input"), io.load("logits"), visopt::testing::fp8_tolerance_of(io.metadata())};
 }
 
-/// O4 on the GPU against the oracle, printed and checked against the quantized bound.
+/// O4 on the GPU against the oracle, printed and checked against the FP8 bound.
 template <class Model>
 Engine<O4, backend::Cuda> check_fp8(const std::string& name, const Model& model, const Calibration& calibration,
                                     std::vector<std::string> high_precision_layers = {}) {
@@ -84,13 +86,19 @@ TEST_CASE("cuda fp8: vit_b_16 at 224 agrees with fp32", "[gpu][models][fp8]") {
   check_fp8("vit_b16_224", vit, calibrate(vit, calibration_images(16, 224, 1)));
 }
 
-TEST_CASE("cuda fp8: ResNets run O4 with their convolutions in fp16, and say so", "[gpu][models][fp8]") {
+TEST_CASE("cuda fp8: ResNets agree with fp32 with every convolution but the first in FP8", "[gpu][models][fp8]") {
   const auto resnet = models::resnet18(io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
-  const auto engine = check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(8, 64, 1)));
+  const auto engine = check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(16, 64, 1)));
   const std::string fp8 = applied(engine.report(), "fp8");
   INFO(engine.report().text());
-  CHECK(fp8.find("0 of 1 linears in FP8") != std::string::npos);
-  CHECK(fp8.find("20 convolution(s)") != std::string::npos);
+  CHECK(fp8.find("19 of 20 convolutions and 0 of 1 linears in FP8") != std::string::npos);
+  const auto r50 = models::resnet50(io::SafeTensors::open(fixture("resnet50_64.weights.safetensors")));
+  check_fp8("resnet50_64", r50, calibrate(r50, calibration_images(16, 64, 1)));
+  const auto r50_224 = models::resnet50(io::SafeTensors::open(fixture("resnet50_224.weights.safetensors")));
+  const auto big = check_fp8("resnet50_224", r50_224, calibrate(r50_224, calibration_images(8, 224, 1)));
+  CHECK(applied(big.report(), "fp8").find("52 of 53 convolutions") != std::string::npos);
+  // A convolution kept in fp16 between FP8 neighbours dequantizes its input.
+  check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(8, 64, 2)), {"conv.2", "conv.7"});
 }
 
 TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 neighbours", "[gpu][fp8]") {
@@ -104,7 +112,7 @@ TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 nei
   CHECK(fp8.find("as asked linear.2, linear.7") != std::string::npos);
   VISOPT_REQUIRE_ERROR((compile<O4, backend::Cuda>(vit, {.image_size = 64, .calibration = calibration,
                                                          .high_precision_layers = {"conv.0"}})),
-                       "names 'conv.0', which is no linear of this model");
+                       "names 'conv.0', which is no convolution or linear of this model");
 }
 
 TEST_CASE("cuda fp8: graphs replay at two batch sizes; a saved plan carries the calibration", "[gpu][graph][fp8]") {
@@ -113,11 +121,12 @@ TEST_CASE("cuda fp8: graphs replay at two batch sizes; a saved plan carries the 
   const Calibration calibration = calibrate(vit, calibration_images(8, 64, 2));
   auto engine = compile<O4, backend::Cuda>(vit, {.max_batch = 32, .warmup_batches = {5}, .calibration = calibration});
   CHECK(backend::cuda::executor_of(engine).graphs_captured() == 2);
+  const std::size_t allocations = backend::cuda::executor_of(engine).fresh_allocations();
   const Tensor all = engine.run(f.input);
   const Tensor five = engine.run(first_images(f.input, 5));
   // Per-tensor steps: a row does not depend on the batch it ran in (up to the matmuls' algorithms).
   CHECK(compare_logits(five, first_images(all, 5)).cosine > 0.9999);
-  CHECK(backend::cuda::executor_of(engine).fresh_allocations() == 0);
+  CHECK(backend::cuda::executor_of(engine).fresh_allocations() == allocations);  // replays allocate nothing
 
   const auto dir = std::filesystem::temp_directory_path() / "visopt_fp8_plan";
   std::filesystem::remove_all(dir);
