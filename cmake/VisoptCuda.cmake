@@ -48,7 +48,7 @@ function(visopt_add_cuda_engines name)
                         "LEVELS, ARCHITECTURES and INCLUDES")
   endif()
   if(NOT ARG_LEVELS)
-    message(FATAL_ERROR "visopt_add_cuda_engines(${name}): name the levels, e.g. LEVELS O2 O3 (O0..O3, or a C++ policy "
+    message(FATAL_ERROR "visopt_add_cuda_engines(${name}): name the levels, e.g. LEVELS O2 O3 (O0..O4, or a C++ policy "
                         "bundle such as visopt::O3::with<visopt::precision::bf16>)")
   endif()
   if(NOT TARGET visopt::cuda)
@@ -66,7 +66,7 @@ function(visopt_add_cuda_engines name)
   set(sources "")
   set(index 0)
   foreach(level IN LISTS ARG_LEVELS)  # one file per level: nvcc compiles them in parallel
-    if(level MATCHES "^O[0-3]$")
+    if(level MATCHES "^O[0-4]$")
       set(level "visopt::${level}")
     endif()
     set(source ${CMAKE_CURRENT_BINARY_DIR}/${name}_engines/level_${index}.cu)
