@@ -86,19 +86,13 @@ TEST_CASE("cuda fp8: vit_b_16 at 224 agrees with fp32", "[gpu][models][fp8]") {
   check_fp8("vit_b16_224", vit, calibrate(vit, calibration_images(16, 224, 1)));
 }
 
-TEST_CASE("cuda fp8: ResNets agree with fp32 with every convolution but the first in FP8", "[gpu][models][fp8]") {
+TEST_CASE("cuda fp8: ResNets run O4 with their convolutions in fp16, and say so", "[gpu][models][fp8]") {
   const auto resnet = models::resnet18(io::SafeTensors::open(fixture("resnet18_64.weights.safetensors")));
-  const auto engine = check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(16, 64, 1)));
+  const auto engine = check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(8, 64, 1)));
   const std::string fp8 = applied(engine.report(), "fp8");
   INFO(engine.report().text());
-  CHECK(fp8.find("19 of 20 convolutions and 0 of 1 linears in FP8") != std::string::npos);
-  const auto r50 = models::resnet50(io::SafeTensors::open(fixture("resnet50_64.weights.safetensors")));
-  check_fp8("resnet50_64", r50, calibrate(r50, calibration_images(16, 64, 1)));
-  const auto r50_224 = models::resnet50(io::SafeTensors::open(fixture("resnet50_224.weights.safetensors")));
-  const auto big = check_fp8("resnet50_224", r50_224, calibrate(r50_224, calibration_images(8, 224, 1)));
-  CHECK(applied(big.report(), "fp8").find("52 of 53 convolutions") != std::string::npos);
-  // A convolution kept in fp16 between FP8 neighbours dequantizes its input.
-  check_fp8("resnet18_64", resnet, calibrate(resnet, calibration_images(8, 64, 2)), {"conv.2", "conv.7"});
+  CHECK(fp8.find("0 of 1 linears in FP8") != std::string::npos);
+  CHECK(fp8.find("20 convolution(s) (visopt does not run convolutions in FP8 yet") != std::string::npos);
 }
 
 TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 neighbours", "[gpu][fp8]") {
@@ -112,7 +106,7 @@ TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 nei
   CHECK(fp8.find("as asked linear.2, linear.7") != std::string::npos);
   VISOPT_REQUIRE_ERROR((compile<O4, backend::Cuda>(vit, {.image_size = 64, .calibration = calibration,
                                                          .high_precision_layers = {"conv.0"}})),
-                       "names 'conv.0', which is no convolution or linear of this model");
+                       "names 'conv.0', which is no linear of this model");
 }
 
 TEST_CASE("cuda fp8: graphs replay at two batch sizes; a saved plan carries the calibration", "[gpu][graph][fp8]") {

@@ -4,14 +4,6 @@
 // a shape): cudnnConvolutionForward then one epilogue kernel. plan() chooses the engine or algorithm
 // for an input shape, by cuDNN's heuristic or by measurement (kept in the algorithm cache), together
 // with its workspace; the executor keeps that Plan in its batch plan (services/batch_plan.hpp).
-//
-// FP8 (O4): a convolution built with `fp8` holds e4m3 weights with one step per output channel (BatchNorm
-// folding leaves channels of very different ranges) and runs e4m3 inputs as one fused cuDNN graph:
-// conv -> x step · w step per channel -> bias -> residual (fp16) -> ReLU -> e4m3 output in its step, or
-// fp16 output (cuDNN runtime-fusion engines; measured in docs/performance.md).
-
-#include <algorithm>
-#include <cmath>
 
 #include <memory>
 #include <optional>
@@ -21,7 +13,6 @@
 #include "../../nn/params.hpp"
 #include "context.hpp"
 #include "cudnn_graph.hpp"
-#include "elementwise.hpp"
 #include "kernels/elementwise.cuh"
 
 namespace visopt::backend::cuda {
@@ -30,33 +21,12 @@ class Convolution {
  public:
   /// `params` is host fp32 [K, C/g, R, S]; weights are stored in `dtype`, KRSC when `nhwc`.
   Convolution(Context& context, const nn::Conv2dParams& params, nn::ConvEpilogue epilogue, DType dtype, bool nhwc,
-              bool tensor_cores, bool fused, bool fp8 = false)
+              bool tensor_cores, bool fused)
       : geometry_(params.geometry), epilogue_(epilogue), dtype_(dtype), nhwc_(nhwc), fused_(fused), kcrs_(params.weight.shape()) {
     Tensor weight = params.weight;
     if (nhwc) weight = kcrs_to_krsc(weight);
+    weight_ = context.upload(weight, dtype);
     const std::int64_t k = kcrs_[0];
-    if (fp8) {
-      require(nhwc && fused && geometry_.groups == 1, "cuda::conv2d: FP8 needs NHWC, fused epilogues and one group (internal error)");
-      // One step per output channel, max|w|/448; the weights are scaled on the host and rounded to e4m3 on the GPU.
-      const std::int64_t per = weight.numel() / k;
-      weight_steps_.assign(static_cast<std::size_t>(k), 1.0f);
-      float* w = weight.data_as<float>();
-      if (weight.data() == params.weight.data()) weight = params.weight.clone(), w = weight.data_as<float>();
-      for (std::int64_t o = 0; o < k; ++o) {
-        float top = 0.0f;
-        for (std::int64_t i = 0; i < per; ++i) top = std::max(top, std::fabs(w[o * per + i]));
-        const float step = top > 0.0f ? top / 448.0f : 1.0f;
-        weight_steps_[static_cast<std::size_t>(o)] = step;
-        for (std::int64_t i = 0; i < per; ++i) w[o * per + i] /= step;
-      }
-      const Tensor scaled = context.upload(weight, DType::f16);  // |values| <= 448: exact enough in fp16
-      weight_ = Tensor::empty(scaled.shape(), DType::e4m3, scaled.device());
-      rescale(context, scaled, weight_, 1.0f);
-      VISOPT_CUDA_CHECK(cudaStreamSynchronize(context.stream()));
-      context.replace_weights(scaled, weight_);
-    } else {
-      weight_ = context.upload(weight, dtype);
-    }
     Tensor bias = params.bias.defined() ? params.bias : Tensor::zeros({k});
     has_bias_ = params.bias.defined();
     bias_ = context.upload(bias.reshaped({1, k, 1, 1}), dtype);
@@ -76,16 +46,11 @@ class Convolution {
     bool fallback = false;                         // fusion was asked for, but no cuDNN engine fuses this shape
   };
 
-  /// The output tensor for input `x`, from the pool: in the level's dtype, or e4m3 in step `fp8` when
-  /// that is defined.
-  Tensor output(Context& context, const Tensor& x, const Quantization& fp8 = {}) const {
+  /// The output tensor for input `x`, from the pool.
+  Tensor output(Context& context, const Tensor& x) const {
     const Shape out_shape = nn::conv2d_output_shape(x.shape(), kcrs_, geometry_, "cuda::conv2d");
-    const MemoryFormat format = nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-    if (fp8.defined()) return context.allocate(out_shape, DType::e4m3, format).as_quantized(fp8);
-    return context.allocate(out_shape, dtype_, format);
+    return context.allocate(out_shape, dtype_, nhwc_ ? MemoryFormat::channels_last : MemoryFormat::contiguous);
   }
-  /// Whether its weights are e4m3: it reads e4m3 inputs only.
-  bool runs_fp8() const { return weight_.dtype() == DType::e4m3; }
 
   /// The fused graph of one spec with its engine chosen (null: no engine fuses it here); what
   /// convolutions of equal shapes share within a batch plan.
@@ -100,9 +65,6 @@ class Convolution {
   template <class Share>
   Plan plan(Context& context, const Tensor& x, const Tensor& y, const Tensor* residual, Share&& share) {
     Plan plan;
-    require(runs_fp8() == (x.dtype() == DType::e4m3), "cuda::conv2d: a ", dtype_name(x.dtype()), " input to a ",
-            runs_fp8() ? "FP8" : dtype_name(dtype_), " convolution (internal error)");
-    if (runs_fp8()) prepare_fp8(context, x, y);
     if (fused_) {
       if (auto spec = fused_spec(x, y, residual)) {
         plan.graph = share(spec->describe(), [&] { return std::make_shared<FusedChoice>(FusedChoice{fused_graph(context, *spec, x, y, residual)}); })
@@ -110,8 +72,6 @@ class Convolution {
       }
       plan.fallback = plan.graph == nullptr;  // no cuDNN engine fuses this shape: conv + epilogue kernel instead
     }
-    require(plan.graph || !runs_fp8(), "cudnn: no engine on this GPU runs the FP8 convolution ", describe(x.shape()),
-            "; keep it in fp16 with CompileOptions::high_precision_layers");
     if (!plan.graph) {
       plan.x = tensor_descriptor(x.view());
       plan.y = tensor_descriptor(y.view());
@@ -125,7 +85,7 @@ class Convolution {
     if (plan.graph) {
       VISOPT_CUDNN_CHECK(plan.graph->execute(context.cudnn(), x.data(), weight_.data(), bias_.data(),
                                              residual ? residual->data() : nullptr, y.data(),
-                                             context.workspace(plan.graph->workspace()), fp8_operands()),
+                                             context.workspace(plan.graph->workspace())),
                          plan.graph->spec().describe());
       return;
     }
@@ -156,24 +116,8 @@ class Convolution {
 
   std::string describe(const Shape& x) const {
     return visopt::detail::concat("conv2d x=", x, " w=", kcrs_, " stride=", geometry_.stride_h, " pad=", geometry_.pad_h,
-                                  " groups=", geometry_.groups, " ", runs_fp8() ? "e4m3" : dtype_name(dtype_), nhwc_ ? " nhwc" : " nchw");
+                                  " groups=", geometry_.groups, " ", dtype_name(dtype_), nhwc_ ? " nhwc" : " nchw");
   }
-
-  /// FP8: the per-channel descale for x's step (made once; every input of this convolution has the
-  /// step its producer was calibrated to) and the scale of an e4m3 y.
-  void prepare_fp8(Context& context, const Tensor& x, const Tensor& y) {
-    const float x_step = x.quantization().step;
-    require(x_step > 0.0f && (descale_step_ == 0.0f || descale_step_ == x_step), "cuda::conv2d: an FP8 input without its step, "
-            "or in another step than before (internal error)");
-    if (descale_step_ == 0.0f) {
-      Tensor descale = Tensor::empty({kcrs_[0]});
-      for (std::int64_t o = 0; o < kcrs_[0]; ++o) descale.data_as<float>()[o] = x_step * weight_steps_[static_cast<std::size_t>(o)];
-      descale_ = context.upload(descale, DType::f32);
-      descale_step_ = x_step;
-    }
-    if (y.dtype() == DType::e4m3) output_scale_ = 1.0f / y.quantization().step;
-  }
-  Fp8ConvolutionOperands fp8_operands() const { return {descale_.defined() ? descale_.data() : nullptr, &output_scale_}; }
 
   /// The fused graph's spec for this call, or nothing when cuDNN's graph cannot express it.
   std::optional<FusedConvolutionSpec> fused_spec(const Tensor& x, const Tensor& y, const Tensor* residual) const {
@@ -192,8 +136,6 @@ class Convolution {
     spec.bias = has_bias_;
     spec.residual = residual != nullptr;
     spec.activation = epilogue_.activation;
-    spec.fp8_input = x.dtype() == DType::e4m3;
-    spec.fp8_output = y.dtype() == DType::e4m3;
     return spec;
   }
 
@@ -231,8 +173,8 @@ class Convolution {
                   const Tensor& y, const void* z) {
     void* workspace = context.workspace(plan.workspace);
     return fastest_run_ms(context.stream(), [&] {
-      return graph.execute(context.cudnn(), plan, x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace,
-                           fp8_operands()) == CUDNN_STATUS_SUCCESS;
+      return graph.execute(context.cudnn(), plan, x.data(), weight_.data(), bias_.data(), z, const_cast<void*>(y.data()), workspace) ==
+             CUDNN_STATUS_SUCCESS;
     });
   }
 
@@ -306,10 +248,6 @@ class Convolution {
   bool nhwc_, fused_, has_bias_ = false;
   Shape kcrs_;
   Tensor weight_, bias_, bias_f32_;
-  std::vector<float> weight_steps_;  // FP8: per output channel
-  Tensor descale_;                   // FP8: device f32 [K], x's step · weight_steps_
-  float descale_step_ = 0.0f;        // FP8: the x step descale_ was made for
-  float output_scale_ = 0.0f;        // FP8 with an e4m3 y: 1/y's step, read by value when the graph runs
   FilterDescriptor filter_;
   ConvolutionDescriptor convolution_;
 };

@@ -226,45 +226,32 @@ class OperationGraph {
 };
 
 /// What a fused convolution computes: y = act(conv(x, w) + bias + residual), each term optional.
-/// FP8 (fp8_input): x and w are e4m3, and the convolution's fp32 result is first multiplied by a
-/// per-channel descale (x's step times w's step per output channel); an e4m3 y (fp8_output) is the
-/// result times a scale (1/y's step) passed by value.
 struct FusedConvolutionSpec {
-  DType dtype = DType::f32;                // bias, residual, and x, w and y unless FP8
+  DType dtype = DType::f32;                // x, w, bias, residual and y
   Shape x, w, y;                           // logical NCHW / KCRS / NKPQ
   Strides x_strides, w_strides, y_strides; // NHWC or NCHW storage, through strides
   nn::Conv2dGeometry geometry;
   bool bias = false, residual = false;
   nn::Activation activation = nn::Activation::none;
-  bool fp8_input = false, fp8_output = false;
 
   std::string describe() const {
     return visopt::detail::concat("fused conv x=", x, " w=", w, " stride=", geometry.stride_h, " pad=", geometry.pad_h,
                                   " groups=", geometry.groups, " ", dtype_name(dtype), x_strides[1] == 1 ? " nhwc" : " nchw",
                                   bias ? " +bias" : "", residual ? " +residual" : "",
-                                  activation == nn::Activation::relu ? " relu" : "", fp8_input ? " e4m3 in" : "",
-                                  fp8_output ? " e4m3 out" : "");
+                                  activation == nn::Activation::relu ? " relu" : "");
   }
-};
-
-/// The FP8 operands of a fused convolution's run: the device f32 [K] descale and, for an e4m3 y, the
-/// host float y is scaled by (read when the graph runs or is captured; it must outlive the plan).
-struct Fp8ConvolutionOperands {
-  const void* descale = nullptr;
-  const float* output_scale = nullptr;
 };
 
 /// The operation graph of one FusedConvolutionSpec: conv -> (+bias) -> (+residual) -> (act).
 class FusedConvolutionGraph : public OperationGraph {
  public:
-  enum Uid : std::int64_t { x_uid = 1, w_uid, bias_uid, residual_uid, y_uid, descale_uid, y_scale_uid, first_virtual_uid = 100 };
+  enum Uid : std::int64_t { x_uid = 1, w_uid, bias_uid, residual_uid, y_uid, first_virtual_uid = 100 };
 
   FusedConvolutionGraph(cudnnHandle_t handle, FusedConvolutionSpec spec) : OperationGraph(spec.describe()), spec_(std::move(spec)) {
     require(spec_.geometry.groups == 1, "cudnn graph: grouped convolutions are not built as fused graphs (", spec_.describe(), ")");
-    const cudnnDataType_t io = cudnn_type(spec_.dtype), in = spec_.fp8_input ? CUDNN_DATA_FP8_E4M3 : io,
-                          out = spec_.fp8_output ? CUDNN_DATA_FP8_E4M3 : io;
-    const BackendDescriptor& x = tensor(x_uid, in, spec_.x, strides_of(spec_.x, spec_.x_strides), false);
-    const BackendDescriptor& w = tensor(w_uid, in, spec_.w, strides_of(spec_.w, spec_.w_strides), false);
+    const cudnnDataType_t io = cudnn_type(spec_.dtype);
+    const BackendDescriptor& x = tensor(x_uid, io, spec_.x, strides_of(spec_.x, spec_.x_strides), false);
+    const BackendDescriptor& w = tensor(w_uid, io, spec_.w, strides_of(spec_.w, spec_.w_strides), false);
 
     const auto& g = spec_.geometry;
     BackendDescriptor& convolution = descriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
@@ -279,16 +266,13 @@ class FusedConvolutionGraph : public OperationGraph {
         .finalize("convolution descriptor for " + spec_.describe());
 
     // Every intermediate is a virtual fp32 tensor; the last operation writes y.
-    const int stages = (spec_.fp8_input ? 1 : 0) + (spec_.bias ? 1 : 0) + (spec_.residual ? 1 : 0) +
-                       (spec_.activation != nn::Activation::none ? 1 : 0) + (spec_.fp8_output ? 1 : 0);
+    const int stages = (spec_.bias ? 1 : 0) + (spec_.residual ? 1 : 0) + (spec_.activation != nn::Activation::none ? 1 : 0);
     const std::vector<std::int64_t> y_strides = strides_of(spec_.y, spec_.y_strides);
     std::int64_t next_virtual = first_virtual_uid;
     auto output_of = [&](int stage) -> const BackendDescriptor& {
-      if (stage == stages) return tensor(y_uid, out, spec_.y, y_strides, false);
+      if (stage == stages) return tensor(y_uid, io, spec_.y, y_strides, false);
       return tensor(next_virtual++, CUDNN_DATA_FLOAT, spec_.y, y_strides, true);
     };
-    const auto k = spec_.y[1];
-    const std::vector<std::int64_t> per_channel{k, 1, k, k};  // [1,K,1,1]
 
     int stage = 0;
     const BackendDescriptor* current = &output_of(stage);
@@ -303,12 +287,9 @@ class FusedConvolutionGraph : public OperationGraph {
         .finalize("convolution operation for " + spec_.describe());
     add_operation(std::move(conv_op));
 
-    if (spec_.fp8_input) {
-      const BackendDescriptor& descale = tensor(descale_uid, CUDNN_DATA_FLOAT, Shape{1, k, 1, 1}, per_channel, false);
-      current = &pointwise(CUDNN_POINTWISE_MUL, *current, &descale, output_of(++stage));
-    }
     if (spec_.bias) {
-      const BackendDescriptor& bias = tensor(bias_uid, io, Shape{1, k, 1, 1}, per_channel, false);
+      const auto c = spec_.y[1];
+      const BackendDescriptor& bias = tensor(bias_uid, io, Shape{1, c, 1, 1}, {c, 1, c, c}, false);
       current = &pointwise(CUDNN_POINTWISE_ADD, *current, &bias, output_of(++stage));
     }
     if (spec_.residual) {
@@ -320,31 +301,25 @@ class FusedConvolutionGraph : public OperationGraph {
     } else if (spec_.activation == nn::Activation::gelu) {
       current = &pointwise(CUDNN_POINTWISE_GELU_FWD, *current, nullptr, output_of(++stage));
     }
-    if (spec_.fp8_output) {
-      const BackendDescriptor& scale = tensor(y_scale_uid, CUDNN_DATA_FLOAT, Shape{1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
-      current = &pointwise(CUDNN_POINTWISE_MUL, *current, &scale, output_of(++stage));
-    }
     finalize(handle);
   }
 
   const FusedConvolutionSpec& spec() const { return spec_; }
 
-  /// Runs the chosen plan on the handle's stream; `bias`, `residual` and `fp8` are ignored when the spec has none.
+  /// Runs the chosen plan on the handle's stream; `bias` and `residual` are ignored when the spec has none.
   cudnnStatus_t execute(cudnnHandle_t handle, const void* x, const void* w, const void* bias, const void* residual, void* y,
-                        void* workspace, const Fp8ConvolutionOperands& fp8 = {}) const {
-    return execute(handle, chosen(), x, w, bias, residual, y, workspace, fp8);
+                        void* workspace) const {
+    return execute(handle, chosen(), x, w, bias, residual, y, workspace);
   }
 
   /// Runs `plan` (the chosen one, or a candidate being timed).
   cudnnStatus_t execute(cudnnHandle_t handle, const Plan& plan, const void* x, const void* w, const void* bias,
-                        const void* residual, void* y, void* workspace, const Fp8ConvolutionOperands& fp8 = {}) const {
-    std::int64_t uids[7] = {x_uid, w_uid, y_uid, 0, 0, 0, 0};
-    void* pointers[7] = {const_cast<void*>(x), const_cast<void*>(w), y, nullptr, nullptr, nullptr, nullptr};
+                        const void* residual, void* y, void* workspace) const {
+    std::int64_t uids[5] = {x_uid, w_uid, y_uid, 0, 0};
+    void* pointers[5] = {const_cast<void*>(x), const_cast<void*>(w), y, nullptr, nullptr};
     int count = 3;
     if (spec_.bias) uids[count] = bias_uid, pointers[count++] = const_cast<void*>(bias);
     if (spec_.residual) uids[count] = residual_uid, pointers[count++] = const_cast<void*>(residual);
-    if (spec_.fp8_input) uids[count] = descale_uid, pointers[count++] = const_cast<void*>(fp8.descale);
-    if (spec_.fp8_output) uids[count] = y_scale_uid, pointers[count++] = const_cast<float*>(fp8.output_scale);
     return OperationGraph::execute(handle, plan, uids, pointers, count, workspace);
   }
 

@@ -9,11 +9,10 @@
 // through runtime/cuda_engine.hpp.
 //
 // FP8 (O4, precision::fp8): O3 with the token-wise linears (ViT's qkv, projection and MLP) as e4m3
-// matmuls and every convolution but the first as an e4m3 cuDNN graph. Each tensor an FP8 layer reads
-// carries its calibrated step (Tensor::quantization, from CompileOptions::calibration): LayerNorm and
-// attention outputs and ResNet's block inputs are quantized by one rescale kernel each; the MLP's hidden
-// layer and the convolutions inside a ResNet block write e4m3 themselves. The residual streams,
-// LayerNorm, attention, the patch embedding, the first convolution and the classifier stay in fp16.
+// matmuls. Each tensor an FP8 linear reads carries its calibrated step (Tensor::quantization, from
+// CompileOptions::calibration): LayerNorm and attention outputs are quantized by one rescale kernel each,
+// the MLP's hidden layer is written in e4m3 by its matmul. The residual stream, LayerNorm, attention,
+// the patch embedding, the classifier and every convolution stay in fp16.
 
 #include <algorithm>
 #include <chrono>
@@ -55,11 +54,7 @@ class Executor {
   static constexpr bool fp8 = lowered.fp8;
   static constexpr std::string_view precision_name = dtype == DType::f16 ? "fp16" : dtype == DType::bf16 ? "bf16" : "fp32";
 
-  struct Conv {
-    std::shared_ptr<Convolution> op;
-    Quantization output{};    // FP8: the step of what it writes
-    bool writes_fp8 = false;  // FP8 with a ReLU and no residual: its e4m3 output is read by the next FP8 convolution as it is
-  };
+  using Conv = std::shared_ptr<Convolution>;
   struct Linear {
     std::shared_ptr<Gemm> gemm;
     Quantization output{}, attention{};  // FP8: the steps of what it writes and (qkv) of the attention it feeds
@@ -136,16 +131,8 @@ class Executor {
 
   // ---- compile(): prepare parameters ----
   Conv prepare_conv(const nn::Conv2dParams& p, nn::ConvEpilogue epilogue) {
-    const std::size_t index = conv_names_.size();
-    conv_names_.push_back(runtime::Calibration::tensor_name("conv", index));
-    // FP8: every convolution but the first (it reads the images) whose channels suit FP8 tensor cores.
-    // Those with a shortcut or without a ReLU write fp16: the residual stream stays in fp16.
-    const bool runs_fp8 = fp8 && index > 0 && !kept_high(conv_names_.back()) && p.geometry.groups == 1 &&
-                          p.weight.dim(0) % 16 == 0 && p.weight.dim(1) % 16 == 0;
-    Conv c{std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, P::fusion::fuses_epilogue, runs_fp8),
-           calibrated("conv", index, p.weight), runs_fp8 && !epilogue.residual && epilogue.activation == nn::Activation::relu};
-    convolutions_.push_back(c.op);
-    return c;
+    ++convs_;
+    return std::make_shared<Convolution>(context_, p, epilogue, dtype, nhwc, tensor_cores, P::fusion::fuses_epilogue);
   }
   BatchNorm prepare_batch_norm(const nn::BatchNormParams& p) {
     const auto c = p.weight.numel();
@@ -237,11 +224,9 @@ class Executor {
     }
     if constexpr (fp8) {
       for (const std::string& name : high_precision_layers_) {
-        const bool known = std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end() ||
-                           std::find(conv_names_.begin(), conv_names_.end(), name) != conv_names_.end();
-        require(known, report.model, ": CompileOptions::high_precision_layers names '", name, "', which is no convolution or "
-                "linear of this model (", conv_names_.empty() ? std::string() : "conv.0 to conv." + std::to_string(conv_names_.size() - 1) + ", ",
-                "linear.0 to linear.", linear_names_.size() - 1, ")");
+        require(std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end(), report.model,
+                ": CompileOptions::high_precision_layers names '", name, "', which is no linear of this model (FP8 on the GPU "
+                "runs linears only; they are linear.0 to linear.", linear_names_.size() - 1, ")");
       }
       report.applied("fp8", fp8_summary());
     }
@@ -273,37 +258,25 @@ class Executor {
     }
   }
 
-  /// FP8: an FP8 convolution quantizes an fp16 input in the step it carries; any other dequantizes an e4m3 one.
   Tensor conv2d(const Conv& c, const Tensor& x, const Tensor* residual = nullptr) {
-    if constexpr (fp8) {
-      if (c.op->runs_fp8() != (x.dtype() == DType::e4m3)) return conv2d(c, c.op->runs_fp8() ? quantized(x) : dequantized(x), residual);
-      if (residual && residual->dtype() == DType::e4m3) {
-        const Tensor shortcut = dequantized(*residual);
-        return conv2d(c, x, &shortcut);
-      }
-    }
-    Tensor y = c.op->output(context_, x, c.writes_fp8 ? c.output : Quantization{});
-    const auto& plan = plans_.step<Convolution::Plan>(c.op.get(), x.shape(), [&] {
-      return c.op->plan(context_, x, y, residual, [&](const std::string& key, auto make) {
+    Tensor y = c->output(context_, x);
+    const auto& plan = plans_.step<Convolution::Plan>(c.get(), x.shape(), [&] {
+      return c->plan(context_, x, y, residual, [&](const std::string& key, auto make) {
         return plans_.shared<Convolution::FusedChoice>(key, make);
       });
     });
-    c.op->forward(context_, plan, x, y, residual);
-    return c.writes_fp8 ? y : y.with_quantization(c.output);  // FP8 readers quantize it in this step
+    c->forward(context_, plan, x, y, residual);
+    return y;
   }
 
   Tensor batch_norm(const BatchNorm& b, const Tensor& x) { return channel_affine(context_, x, b.scale, b.shift, nhwc); }
   Tensor activation(const Tensor& x, nn::Activation act) { return cuda::activation(context_, x, act); }
   Tensor add(const Tensor& a, const Tensor& b) { return cuda::add(context_, a, b); }
-  /// The maximum keeps the input's range: the output carries its step (FP8).
   Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
-    if (x.dtype() == DType::e4m3) return max_pool2d(dequantized(x), kernel, stride, padding);
-    return cuda::max_pool2d(context_, x, kernel, stride, padding, image_format).with_quantization(x.quantization());
+    return cuda::max_pool2d(context_, x, kernel, stride, padding, image_format);
   }
   /// [N,C,H,W] -> [N,C]
-  Tensor global_avg_pool(const Tensor& x) {
-    return cuda::global_avg_pool(context_, x.dtype() == DType::e4m3 ? dequantized(x) : x);
-  }
+  Tensor global_avg_pool(const Tensor& x) { return cuda::global_avg_pool(context_, x); }
 
   Tensor linear(const Linear& l, const Tensor& x, const Tensor* residual = nullptr) {
     if constexpr (fp8) {
@@ -411,20 +384,15 @@ class Executor {
     std::string high;
     for (const std::string& name : high_precision_layers_) high += (high.empty() ? "" : ", ") + name;
     for (const std::shared_ptr<Gemm>& g : gemms_) ran += g->runs_fp8() ? 1 : 0;
-    std::size_t convs = 0;
-    for (const std::shared_ptr<Convolution>& c : convolutions_) convs += c->runs_fp8() ? 1 : 0;
-    const std::string what =
-        conv_names_.empty()
-            ? visopt::detail::concat(ran, " of ", linear_names_.size(), " linears in FP8 (e4m3 weights with one step per tensor")
-            : visopt::detail::concat(convs, " of ", conv_names_.size(), " convolutions and ", ran, " of ", linear_names_.size(),
-                                     " linears in FP8 (e4m3 weights with one step per output channel (convolutions) or tensor");
-    return visopt::detail::concat(what, ", e4m3 activations in their calibrated steps (", calibration_.method, " on ",
-                                  calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); in fp16: ",
-                                  conv_names_.empty() ? "the residual stream, LayerNorm, attention, the patch embedding, the classifier "
-                                                        "(each LayerNorm and attention output an FP8 linear reads is quantized by one kernel)"
-                                                      : "the first convolution (it reads the images), the residual stream (what "
-                                                        "convolutions with a shortcut or without a ReLU write), the classifier",
-                                  high.empty() ? std::string() : "; and as asked " + high);
+    return visopt::detail::concat(ran, " of ", linear_names_.size(), " linears in FP8 (e4m3 weights with one step per tensor, "
+                                  "e4m3 activations in their calibrated steps (", calibration_.method, " on ",
+                                  calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); "
+                                  "each LayerNorm and attention output an FP8 linear reads is quantized by one kernel; in fp16: "
+                                  "the residual stream, LayerNorm, attention, the patch embedding, the classifier",
+                                  convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (visopt does not run "
+                                                                      "convolutions in FP8 yet: docs/performance.md)")
+                                             : std::string(),
+                                  high.empty() ? std::string() : ", and as asked " + high);
   }
   /// An e4m3 tensor back in the level's dtype, keeping its step.
   Tensor dequantized(const Tensor& x) {
@@ -526,9 +494,7 @@ class Executor {
   std::vector<std::string> high_precision_layers_;  // CompileOptions::high_precision_layers
   std::vector<std::string> linear_names_;           // "linear.<i>" per prepare_linear call, calibrate()'s numbering
   std::vector<std::shared_ptr<Gemm>> gemms_;        // those linears' matmuls, for the report
-  std::vector<std::string> conv_names_;             // "conv.<i>" per prepare_conv call
-  std::vector<std::shared_ptr<Convolution>> convolutions_;  // for the report
-  std::size_t layer_norms_ = 0;
+  std::size_t layer_norms_ = 0, convs_ = 0;
   Attention attention_{dtype, tensor_cores};    // every attention layer's: layers of equal shapes share a plan step
   std::string graph_fallback_;                  // why capture failed, once it has
 };
