@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <string>
 
 #include <visopt/core/tensor.hpp>
@@ -44,6 +45,16 @@ inline Agreement compare_logits(const Tensor& y, const Tensor& ref) {
     agree += argmax(p + r * cols) == argmax(q + r * cols);
   }
   return {max_diff / max_ref, dot / std::sqrt(na * nb), double(agree) / double(rows)};
+}
+
+/// N(0,1) images [n,3,size,size] from `seed`: calibration draws for the 8-bit levels, distinct from the
+/// fixtures' test images (torch's draws).
+inline Tensor calibration_images(std::int64_t n, std::int64_t size, unsigned seed) {
+  Tensor t = Tensor::empty({n, 3, size, size});
+  std::mt19937 generator(seed);
+  std::normal_distribution<float> normal;
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data_as<float>()[i] = normal(generator);
+  return t;
 }
 
 /// The first `count` images of a host batch, as their own tensor.

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 
 #include <visopt/visopt.hpp>
@@ -17,19 +16,11 @@
 #include "oracle.hpp"
 
 using namespace visopt;
+using visopt::testing::calibration_images;
 using visopt::testing::compare_logits;
 using visopt::testing::fixture;
 
 namespace {
-
-/// N(0,1) images [n,3,size,size] from `seed` (calibration draws; the fixtures' test images are torch's).
-Tensor calibration_images(std::int64_t n, std::int64_t size, unsigned seed) {
-  Tensor t = Tensor::empty({n, 3, size, size});
-  std::mt19937 generator(seed);
-  std::normal_distribution<float> normal;
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data_as<float>()[i] = normal(generator);
-  return t;
-}
 
 struct IoFixture {
   Tensor input, expected;
