@@ -378,17 +378,20 @@ class Executor {
     rescale(context_, x, y, 1.0f / q.step);
     return y;
   }
-  /// "36 of 49 linears in FP8 ..., in fp16: ..." for report().
+  /// "48 of 49 linears in FP8 (...); in fp16: ..." for report().
   std::string fp8_summary() const {
     std::size_t ran = 0;
     std::string high;
     for (const std::string& name : high_precision_layers_) high += (high.empty() ? "" : ", ") + name;
     for (const std::shared_ptr<Gemm>& g : gemms_) ran += g->runs_fp8() ? 1 : 0;
+    const std::string kept = attention_layers_ > 0
+                                 ? "the residual stream, LayerNorm, attention, the patch embedding, the classifier (each LayerNorm "
+                                   "and attention output an FP8 linear reads is quantized by one kernel)"
+                                 : "the classifier";
     return visopt::detail::concat(ran, " of ", linear_names_.size(), " linears in FP8 (e4m3 weights with one step per tensor, "
                                   "e4m3 activations in their calibrated steps (", calibration_.method, " on ",
                                   calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); "
-                                  "each LayerNorm and attention output an FP8 linear reads is quantized by one kernel; in fp16: "
-                                  "the residual stream, LayerNorm, attention, the patch embedding, the classifier",
+                                  "in fp16: ", kept,
                                   convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (visopt does not run "
                                                                       "convolutions in FP8 yet: docs/performance.md)")
                                              : std::string(),
