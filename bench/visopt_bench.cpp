@@ -495,8 +495,8 @@ inline std::vector<Result> gpu_ceiling(const Settings& settings, Progress& progr
     cuda::Gemm gemm(context, params, {}, fp8 ? DType::f16 : dtype, CUBLAS_COMPUTE_32F, fp8);
     Tensor x = cuda::to_device(x32, fp8 ? DType::f16 : dtype, 0);
     if (fp8) {  // N(0,1) in e4m3 with its largest value at 4 sigma
-      const Tensor q = Tensor::empty(x.shape(), DType::e4m3, x.device()).as_quantized({4.0f / 448, DType::e4m3});
-      cuda::rescale(context, x, q, 448.0f / 4);
+      const Tensor q = Tensor::empty(x.shape(), DType::e4m3, x.device()).as_quantized({4.0f / e4m3_largest, DType::e4m3});
+      cuda::rescale(context, x, q, e4m3_largest / 4);
       x = q;
     }
     Tensor y = gemm.output(context, x);

@@ -28,6 +28,9 @@ struct bfloat16 {
 
 constexpr std::size_t dtype_size(DType t) { return t == DType::f32 ? 4 : t == DType::f16 || t == DType::bf16 ? 2 : 1; }
 
+/// e4m3's largest finite value: the step of an FP8 tensor maps its largest value here.
+inline constexpr float e4m3_largest = 448.0f;
+
 /// s8, u8 or e4m3: a quantized type, whose values mean value·step (TensorView::quantization).
 constexpr bool is_quantized(DType t) { return t == DType::s8 || t == DType::u8 || t == DType::e4m3; }
 

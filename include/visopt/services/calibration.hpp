@@ -145,10 +145,10 @@ struct Calibration {
     Quantization quantization() const {
       return non_negative ? Quantization{clip / 255.0f, DType::u8} : Quantization{clip / 127.0f, DType::s8};
     }
-    /// The FP8 (e4m3) step: amax maps to e4m3's largest finite value, 448. FP8's relative precision is the
+    /// The FP8 (e4m3) step: amax maps to e4m3's largest finite value. FP8's relative precision is the
     /// same across its range, so clipping below the largest value only adds saturation error: FP8 scales
     /// by the maximum whatever method chose `clip` (the usual amax recipe).
-    Quantization fp8() const { return {(amax > 0.0f ? amax : clip) / 448.0f, DType::e4m3}; }
+    Quantization fp8() const { return {(amax > 0.0f ? amax : clip) / e4m3_largest, DType::e4m3}; }
   };
 
   /// "conv.12": the name of what the index-th operation of `kind` (in prepare order) writes.
@@ -175,6 +175,12 @@ struct Calibration {
                                   " (weight ", weight, "): it was calibrated on another model"));
     }
     return *r;
+  }
+  /// The range of what the index-th operation of `kind` writes, whose weight is `weight` (none for
+  /// attention): null when `optional` and the calibration has none, else find()'s errors.
+  const Range* range_of(std::string_view kind, std::size_t index, const Tensor& weight, bool optional) const {
+    const std::string tensor = tensor_name(kind, index), shape = weight_shape(weight);
+    return optional ? find_if(tensor, shape) : &find(tensor, shape);
   }
   /// The same, or null when the calibration has no range for `tensor`.
   const Range* find_if(const std::string& tensor, const std::string& weight) const {

@@ -361,8 +361,7 @@ class Executor {
     if constexpr (!fp8) {
       return {};
     } else {
-      const std::string tensor = runtime::Calibration::tensor_name(kind, index), shape = runtime::Calibration::weight_shape(weight);
-      const runtime::Calibration::Range* range = optional ? calibration_.find_if(tensor, shape) : &calibration_.find(tensor, shape);
+      const runtime::Calibration::Range* range = calibration_.range_of(kind, index, weight, optional);
       return range ? range->fp8() : Quantization{};
     }
   }

@@ -35,7 +35,7 @@ class Gemm {
       float top = 0.0f;
       const float* w = params.weight.data_as<float>();
       for (std::int64_t i = 0; i < params.weight.numel(); ++i) top = std::max(top, std::fabs(w[i]));
-      weight_step_ = top > 0.0f ? top / 448.0f : 1.0f;  // e4m3's largest finite value
+      weight_step_ = top > 0.0f ? top / e4m3_largest : 1.0f;
     }
   }
 
