@@ -59,12 +59,18 @@ def precision_word(precision):
     return (precision or "").split(" ")[0]
 
 
+EIGHT_BIT = ("fp8", "int8")
+
+
 def ceiling_for(row, ceilings):
-    """The ceiling of the row's own precision, else the fastest one (its precision is then printed)."""
+    """The ceiling of the row's own precision, else the fastest one (its precision is then printed); a
+    floating-point row (fp32, TF32) falls back to the fastest floating-point ceiling, never an 8-bit one."""
     usable = [c for c in ceilings if ok(c) and c.get("gflops")]
     same = [c for c in usable if precision_word(c.get("precision")) == precision_word(row.get("precision"))]
     if same:
         return same[-1]
+    if precision_word(row.get("precision")) not in EIGHT_BIT:
+        usable = [c for c in usable if precision_word(c.get("precision")) not in EIGHT_BIT] or usable
     return max(usable, key=lambda c: c["gflops"]) if usable else None
 
 
