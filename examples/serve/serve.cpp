@@ -6,6 +6,8 @@
 //
 //   serve --random-weights --model resnet50 --backend cuda --level O3 --max-batch 256 --port 8080
 //   serve --weights vit_b_16.timm.safetensors --model vit_base_patch16_224
+//   serve --weights resnet50.safetensors --level O4 --calibration resnet50.calibration.json   (int8 on the CPU,
+//         FP8 on the GPU; classify --calibrate ... --save-calibration makes the file)
 //   curl -s localhost:8080/health
 //   curl -s --data-binary @photo.jpg localhost:8080/predict   -> {"top5": [{"class": ..., "probability": ...}], ...}
 //   curl -s localhost:8080/status                            -> report, request counts, p50/p95/p99 latency, batches
@@ -74,6 +76,7 @@ struct Settings {
   std::string classes_path = VISOPT_EXAMPLES_DATA_DIR "/imagenet_classes.txt";
   std::vector<std::string> once_paths;  // classify these images without serving
   std::string plan_path;                // --plan: load the engine's plan from here, or save it here
+  std::string calibration_path;         // --calibration: O4's activation ranges (Calibration::save)
 };
 
 /// Latencies of the most recent requests, for percentiles.
@@ -264,11 +267,13 @@ int serve(const Settings& s, const visopt::models::AnyModel& model, const std::v
   // --plan: the algorithm choices of an earlier start (a deployment's engine file); one that does not fit
   // this model, level, device or version is compiled afresh and replaced.
   const bool plan_exists = !s.plan_path.empty() && std::filesystem::exists(s.plan_path);
+  std::optional<visopt::Calibration> calibration;  // O4: from --calibration, else the plan's own
+  if (!s.calibration_path.empty()) calibration = visopt::Calibration::load(s.calibration_path);
   visopt::AnyEngine engine = visopt::compile_any(
       model, level, backend,
       {.max_batch = s.max_batch, .num_threads = s.threads, .image_size = resnet ? s.image_size : 0,
        .warmup_batches = std::vector<int>(sizes.begin(), sizes.end() - 1), .plan = plan_exists ? s.plan_path : "",
-       .plan_mismatch = visopt::runtime::PlanMismatch::recompile});
+       .plan_mismatch = visopt::runtime::PlanMismatch::recompile, .calibration = calibration});
   if (!s.plan_path.empty() && !engine.report().has("saved_plan")) {
     engine.save(s.plan_path);
     std::fprintf(stderr, "serve: saved the engine's plan to %s\n", s.plan_path.c_str());
@@ -360,7 +365,8 @@ int main(int argc, char** argv) {
   source->require_option(1);
   app.add_option("--seed", s.seed, "seed of --random-weights")->needs(random_flag)->capture_default_str();
   app.add_option("--model", s.model, std::string("model: ") + visopt::models::model_names())->capture_default_str();
-  app.add_option("--level", s.level, "optimisation level O0..O3 (default: the backend's fastest)");
+  app.add_option("--level", s.level, "optimisation level O0..O4 (default: the backend's fastest; O4 needs --calibration, "
+                                     "or a --plan saved at O4, which carries its calibration)");
   app.add_option("--backend", s.backend, "backend: " + visopt::available_backend_names() + " (default: the fastest here)");
   app.add_option("--image-size", s.image_size, "ResNet input side (a ViT's is fixed by its weights)")
       ->check(CLI::Range(32, 1024))
@@ -378,6 +384,8 @@ int main(int argc, char** argv) {
   app.add_option("--classes", s.classes_path, "class names, one per line in logit order")->capture_default_str();
   app.add_option("--plan", s.plan_path, "a saved plan: the engine is built from it when it exists and fits, else compiled "
                                         "and saved there (nothing is tuned on the next start)");
+  app.add_option("--calibration", s.calibration_path, "O4's calibration, saved by classify --save-calibration (Calibration::save)")
+      ->check(CLI::ExistingFile);
   app.add_option("--once", s.once_paths, "classify these images, each alone in one direct engine run; print a JSON line each, exit")
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
