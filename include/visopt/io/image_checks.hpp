@@ -67,7 +67,7 @@ inline void inspect_bmp(std::span<const std::uint8_t> b, HeaderFacts& facts) {
     rows = rows < 0 ? -rows : rows;  // negative: stored top-down
     bits = le(28, 2), compression = le(30, 4);
   }
-  facts.size = std::pair{static_cast<int>(std::min<std::int64_t>(width, INT32_MAX)), static_cast<int>(std::min<std::int64_t>(rows, INT32_MAX))};
+  facts.size = std::pair{static_cast<int>(width), static_cast<int>(std::min<std::int64_t>(rows, INT32_MAX))};  // -INT32_MIN
   if (width <= 0 || rows <= 0 || width > max_image_side || rows > max_image_side) return;
   const bool uncompressed = compression == 0 || compression == 3 || compression == 6;  // RGB or bit fields
   if (!uncompressed || (bits != 1 && bits != 4 && bits != 8 && bits != 16 && bits != 24 && bits != 32)) return;
