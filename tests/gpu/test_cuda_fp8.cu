@@ -97,7 +97,7 @@ TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 nei
   CHECK(fp8.find("as asked linear.2, linear.7") != std::string::npos);
   VISOPT_REQUIRE_ERROR((compile<O4, backend::Cuda>(vit, {.image_size = 64, .calibration = calibration,
                                                          .high_precision_layers = {"conv.0"}})),
-                       "names 'conv.0', which is no linear of this model");
+                       "names 'conv.0', which is no linear of this model (they are linear.0 to linear.48)");
 }
 
 TEST_CASE("cuda fp8: graphs replay at two batch sizes; a saved plan carries the calibration", "[gpu][graph][fp8]") {

@@ -119,3 +119,19 @@ TEST_CASE("a truncated, foreign or missing plan is a clear error naming the file
   // An unwritable destination.
   VISOPT_REQUIRE_ERROR(fresh.save("/nonexistent-directory/x.plan"), "cannot write");
 }
+
+TEST_CASE("high_precision_layers names are checked against the layers the network has", "[plan][quantized]") {
+  using visopt::runtime::require_known_layers;
+  require_known_layers({"conv.0", "conv.19", "linear.0"}, 20, 1, "resnet18");
+  require_known_layers({}, 0, 0, "resnet18");
+  VISOPT_REQUIRE_ERROR(require_known_layers({"conv.20"}, 20, 1, "resnet18"),
+                       "resnet18: CompileOptions::high_precision_layers names 'conv.20', which is no convolution or linear of "
+                       "this model (they are conv.0 to conv.19, linear.0 to linear.0)");
+  for (const char* bad : {"conv.", "conv.01", "conv.-1", "conv.1x", "conv", "Conv.1", "conv.99999999999", "layer_norm.0"}) {
+    INFO(bad);
+    VISOPT_REQUIRE_ERROR(require_known_layers({bad}, 20, 1, "resnet18"), "which is no convolution or linear");
+  }
+  // A level that quantizes no convolution (FP8 on a ViT) names linears only.
+  VISOPT_REQUIRE_ERROR(require_known_layers({"conv.0"}, 0, 49, "vit_ti_16"), "names 'conv.0', which is no linear of this model "
+                                                                               "(they are linear.0 to linear.48)");
+}

@@ -56,6 +56,8 @@ class EngineImpl {
         image_size_(image_size),
         run_mutex_(std::make_unique<std::mutex>()) {
     require(options_.max_batch >= 1, report_.model, ": CompileOptions::max_batch is ", options_.max_batch, ", must be >= 1");
+    // Options the built network refutes fail here, before any planning (a backend may check none).
+    if constexpr (requires(const Executor& e, const Report& r) { e.check_prepared(r); }) executor_->check_prepared(report_);
     plan_batches();
     report_.weight_bytes = executor_->weight_bytes();  // after planning: oneDNN packs weights there
     executor_->complete_report(report_);  // built from the plans: what was chosen, packed, fused and captured

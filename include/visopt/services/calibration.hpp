@@ -250,4 +250,28 @@ struct Calibration {
   }
 };
 
+/// Refuses a CompileOptions::high_precision_layers name that is no 8-bit-capable layer the network
+/// prepared: `convs` convolutions ("conv.0"...; 0 where the level quantizes none) and `linears` linears
+/// ("linear.0"...). A misspelt name would otherwise leave that layer quantized without a word. Called
+/// when the network is built, before compile() plans anything.
+inline void require_known_layers(const std::vector<std::string>& asked, std::size_t convs, std::size_t linears,
+                                 const std::string& model) {
+  auto numbered = [](std::string_view kind, const std::string& name, std::size_t count) {
+    const std::string prefix = std::string(kind) + ".";
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return false;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos || (digits.size() > 1 && digits[0] == '0')) {
+      return false;
+    }
+    return std::stoul(digits) < count;
+  };
+  for (const std::string& name : asked) {
+    if (numbered("conv", name, convs) || numbered("linear", name, linears)) continue;
+    fail(visopt::detail::concat(model, ": CompileOptions::high_precision_layers names '", name, "', which is no ",
+                                convs > 0 ? "convolution or linear" : "linear", " of this model (they are ",
+                                convs > 0 ? visopt::detail::concat("conv.0 to conv.", convs - 1, ", ") : std::string(),
+                                linears > 0 ? visopt::detail::concat("linear.0 to linear.", linears - 1) : std::string("no linears"), ")"));
+  }
+}
+
 }  // namespace visopt::runtime

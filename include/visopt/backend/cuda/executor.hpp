@@ -201,6 +201,12 @@ class Executor {
     (void)plan_batch(images, forward);
   }
 
+  /// Called by Engine once the network is built, before planning: refuses a high_precision_layers name
+  /// that is no linear of it (FP8 on the GPU quantizes linears only).
+  void check_prepared(const runtime::Report& report) const {
+    if constexpr (fp8) runtime::require_known_layers(high_precision_layers_, 0, linear_names_.size(), report.model);
+  }
+
   /// Called by Engine after the plans are made: what they hold and what fell back. Under
   /// CompileOptions::strict a fallback is an error.
   void complete_report(runtime::Report& report) const {
@@ -223,11 +229,6 @@ class Executor {
       }
     }
     if constexpr (fp8) {
-      for (const std::string& name : high_precision_layers_) {
-        require(std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end(), report.model,
-                ": CompileOptions::high_precision_layers names '", name, "', which is no linear of this model (FP8 on the GPU "
-                "runs linears only; they are linear.0 to linear.", linear_names_.size() - 1, ")");
-      }
       report.applied("fp8", fp8_summary());
     }
     if (attention_layers_ > 0) {

@@ -408,6 +408,12 @@ class Executor {
   std::size_t workspace_bytes() const { return context_.scratchpad_bytes(); }
   DType compute_type() const { return dtype_; }
 
+  /// Called by Engine once the network is built, before planning: refuses a high_precision_layers name
+  /// that is no convolution or linear of it.
+  void check_prepared(const runtime::Report& report) const {
+    if constexpr (lowered.int8) runtime::require_known_layers(high_precision_layers_, convs_owned_.size(), linears_prepared(), report.model);
+  }
+
   /// Called by Engine after the plans are made: what was fused, packed and planned.
   void complete_report(runtime::Report& report) const {
     report.plans = plans_.describe();
@@ -422,13 +428,6 @@ class Executor {
                                            ": BatchNorm, adds and activations run as their own primitives");
     }
     if constexpr (lowered.int8) {
-      for (const std::string& name : high_precision_layers_) {
-        bool known = std::find(linear_names_.begin(), linear_names_.end(), name) != linear_names_.end();
-        for (std::size_t i = 0; i < convs_owned_.size() && !known; ++i) known = name == runtime::Calibration::tensor_name("conv", i);
-        require(known, report.model, ": CompileOptions::high_precision_layers names '", name, "', which is no convolution "
-                "(conv.0..conv.", convs_owned_.size() - (convs_owned_.empty() ? 0 : 1), ") or linear (linear.0..linear.",
-                linears_prepared() - (linears_prepared() ? 1 : 0), ") of this model");
-      }
       report.applied("int8", int8_summary());
     }
     const Context::Census& census = context_.census();
