@@ -83,7 +83,7 @@ TEST_CASE("cuda fp8: ResNets run O4 with their convolutions in fp16, and say so"
   const std::string fp8 = applied(engine.report(), "fp8");
   INFO(engine.report().text());
   CHECK(fp8.find("0 of 1 linears in FP8") != std::string::npos);
-  CHECK(fp8.find("20 convolution(s) (visopt does not run convolutions in FP8 yet") != std::string::npos);
+  CHECK(fp8.find("20 convolution(s) (FP8 ones lose speed and accuracy") != std::string::npos);
 }
 
 TEST_CASE("cuda fp8: high_precision_layers keeps linears in fp16 between FP8 neighbours", "[gpu][fp8]") {

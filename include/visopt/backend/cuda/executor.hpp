@@ -392,8 +392,9 @@ class Executor {
                                   "e4m3 activations in their calibrated steps (", calibration_.method, " on ",
                                   calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); "
                                   "in fp16: ", kept,
-                                  convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (visopt does not run "
-                                                                      "convolutions in FP8 yet: docs/performance.md)")
+                                  convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (FP8 ones lose speed and "
+                                                                      "accuracy; int8 ones are not yet verified on the GPU: "
+                                                                      "docs/performance.md)")
                                              : std::string(),
                                   high.empty() ? std::string() : ", and as asked " + high);
   }
