@@ -448,6 +448,14 @@ TEST_CASE("unreadable images are rejected with the file's name and the reason", 
     VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(bmp(8197, 11527, {}), "rows_missing.bmp"),
                          "'rows_missing.bmp': a truncated BMP: its header claims 8197x11527 pixels of 24 bits, 283471983 "
                          "bytes of pixels from byte 54, and the file has 54 bytes");
+    // A BMP whose info header stops before its compression field (stb_image read the rest as zeros and
+    // decoded 8197x11527 pixels: tests/fuzz/fuzz_image), and one too short for its sizes.
+    std::vector<std::uint8_t> header_cut = bmp(8197, 11527, {});
+    header_cut.resize(30);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(header_cut, "header_cut.bmp"),
+                         "'header_cut.bmp': a truncated BMP: the file has 30 bytes, and its headers need 34");
+    header_cut.resize(17);
+    VISOPT_REQUIRE_ERROR(visopt::io::load_image_from_memory(header_cut, "header_cut.bmp"), "'header_cut.bmp': a truncated BMP");
     // 5 pixels of 24 bits: 15 bytes a row, padded to 16. The last row's padding byte may be missing, a pixel byte may not.
     std::vector<std::uint8_t> short_bmp = bmp(5, 4, std::vector<std::uint8_t>(5 * 4 * 3, 7));
     short_bmp.pop_back();

@@ -44,24 +44,29 @@ struct HeaderFacts {
   std::string defect;                       // non-empty: refuse the image with this reason
 };
 
-/// A BMP's claimed size, and a defect when the file cannot hold the pixel rows that size needs: stb_image
-/// decodes a truncated BMP's missing rows as zeros, so a 61-byte file claiming 8197x11527 pixels took
-/// seconds to decode (found by tests/fuzz/fuzz_image). Sizes over the limits are left to
-/// require_sane_dimensions, which names them.
+/// A BMP's claimed size, and a defect when the file cannot hold its info header's fields or the pixel
+/// rows its size needs: stb_image reads missing bytes as zeros, so a 61-byte file claiming 8197x11527
+/// pixels, or a 30-byte one whose header stops before its compression field, took seconds to decode
+/// (found by tests/fuzz/fuzz_image). Sizes over the limits are left to require_sane_dimensions, which
+/// names them.
 inline void inspect_bmp(std::span<const std::uint8_t> b, HeaderFacts& facts) {
   const auto le = [&](std::size_t i, int bytes) {
     std::uint32_t v = 0;
     for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | b[i + static_cast<std::size_t>(k)];
     return v;
   };
-  if (b.size() < 26) return;  // stb refuses it
-  const std::uint32_t offset = le(10, 4), header = le(14, 4);
+  const std::uint32_t header = b.size() >= 18 ? le(14, 4) : 0;
+  const std::size_t fields_end = header == 12 ? 26 : 34;  // the info header's fields read below
+  if (b.size() < fields_end) {
+    facts.defect = visopt::detail::concat("a truncated BMP: the file has ", b.size(), " bytes, and its headers need ", fields_end);
+    return;
+  }
+  const std::uint32_t offset = le(10, 4);
   std::int64_t width = 0, rows = 0;
   std::uint32_t bits = 0, compression = 0;
   if (header == 12) {  // OS/2 BITMAPCOREHEADER: unsigned 16-bit sides
     width = le(18, 2), rows = le(20, 2), bits = le(24, 2);
   } else {
-    if (b.size() < 34) return;
     width = static_cast<std::int32_t>(le(18, 4));
     rows = static_cast<std::int32_t>(le(22, 4));
     rows = rows < 0 ? -rows : rows;  // negative: stored top-down
