@@ -257,13 +257,10 @@ struct Calibration {
 inline void require_known_layers(const std::vector<std::string>& asked, std::size_t convs, std::size_t linears,
                                  const std::string& model) {
   auto numbered = [](std::string_view kind, const std::string& name, std::size_t count) {
-    const std::string prefix = std::string(kind) + ".";
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return false;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos || (digits.size() > 1 && digits[0] == '0')) {
-      return false;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (name == Calibration::tensor_name(kind, i)) return true;  // the names calibrate() and the report use
     }
-    return std::stoul(digits) < count;
+    return false;
   };
   for (const std::string& name : asked) {
     if (numbered("conv", name, convs) || numbered("linear", name, linears)) continue;
