@@ -393,7 +393,7 @@ class Executor {
                                   calibration_.images, " images; FP8 scales by the largest value seen); fp32 accumulation); "
                                   "in fp16: ", kept,
                                   convs_ > 0 ? visopt::detail::concat(", ", convs_, " convolution(s) (FP8 ones lose speed and "
-                                                                      "accuracy; int8 ones are not yet verified on the GPU: "
+                                                                      "accuracy; int8 ones are not yet faster than fp16 here: "
                                                                       "docs/performance.md)")
                                              : std::string(),
                                   high.empty() ? std::string() : ", and as asked " + high);
